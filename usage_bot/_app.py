@@ -1,0 +1,53 @@
+"""The composition root: builds the shared core (client, loaders, service) from settings."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import httpx
+
+from usage_bot._client import UsageClient
+from usage_bot._clock import Clock, SystemClock
+from usage_bot._config import Settings
+from usage_bot._credentials import CredentialLoader
+from usage_bot._service import UsageService
+
+
+@dataclass
+class Core:
+    """What every front end shares: one client, one loader per account, one service."""
+
+    settings: Settings
+    clock: Clock
+    client: UsageClient
+    service: UsageService
+    loaders: tuple[CredentialLoader, ...]
+
+    async def aclose(self) -> None:
+        await self.service.aclose()
+        await self.client.aclose()
+
+
+def build_core(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    platform: str = sys.platform,
+) -> Core:
+    clock = clock or SystemClock()
+    client = UsageClient(
+        base_url=settings.api_base_url, user_agent=settings.user_agent, transport=transport
+    )
+    loaders = tuple(
+        CredentialLoader(account, settings, platform=platform) for account in settings.accounts
+    )
+    service = UsageService(
+        loaders=loaders,
+        client=client,
+        clock=clock,
+        min_interval=settings.min_fetch_interval,
+        thresholds=settings.thresholds,
+    )
+    return Core(settings, clock, client, service, loaders)

@@ -1,0 +1,121 @@
+"""The ``usage-bot`` command: ``run``, ``check``, ``doctor``, ``demo``.
+
+Errors are one sentence with the fix and an exit code (0 fine, 2 configuration,
+3 credentials, 4 upstream, 1 anything else), never a traceback, never a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from usage_bot import __version__
+from usage_bot._app import build_core
+from usage_bot._config import Settings, load_settings
+from usage_bot._exceptions import ConfigError, UsageBotError
+from usage_bot._logging import Redactor, configure_logging
+from usage_bot._report import build_report, to_json
+from usage_bot._terminal import render_report
+
+log = logging.getLogger("usage_bot")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "start"
+    if command == "demo":
+        from usage_bot._demo import run_demo
+
+        return _guard(lambda: run_demo(speed=args.speed, hours=args.hours), Redactor())
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"usage-bot: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    redact = configure_logging(
+        level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets()
+    )
+    for warning in settings.warnings:
+        log.warning(warning)
+    if command == "check":
+        return _guard(lambda: _check(settings, as_json=args.json), redact)
+    if command == "doctor":
+        from usage_bot._doctor import run_doctor
+
+        return _guard(lambda: run_doctor(settings, sys.stdout), redact)
+    from usage_bot._runner import run_bot, start
+
+    if command == "run":
+        return _guard(lambda: run_bot(settings), redact)
+    return _guard(lambda: start(settings), redact)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="usage-bot",
+        description="Your team's Claude subscription quota in Slack and Discord. With no "
+        "command: run the bot if anything is configured, else explain and show the demo.",
+    )
+    parser.add_argument("--version", action="version", version=f"usage-bot {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", help="run the bot with every configured front end")
+    check = commands.add_parser("check", help="fetch the usage once, print it, exit")
+    check.add_argument("--json", action="store_true", help="print one JSON document")
+    commands.add_parser("doctor", help="check every piece of configuration")
+    demo = commands.add_parser("demo", help="the whole bot offline, in accelerated time")
+    demo.add_argument(
+        "--speed", type=float, default=600.0, help="simulated seconds per real second (600)"
+    )
+    demo.add_argument("--hours", type=float, default=3.0, help="simulated hours to run (3)")
+    return parser
+
+
+def _guard(run: object, redact: Redactor) -> int:
+    """Run a command's coroutine; turn every failure into one sentence and an exit code."""
+    assert callable(run)
+    try:
+        result = asyncio.run(run())
+    except KeyboardInterrupt:
+        return 130
+    except UsageBotError as exc:
+        print(f"usage-bot: {redact(exc.message)}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:
+        log.debug("unexpected failure", exc_info=True)
+        print(
+            f"usage-bot: unexpected {type(exc).__name__}: {redact(str(exc))} (run with "
+            "USAGE_BOT_LOG_LEVEL=DEBUG for details, and please report it).",
+            file=sys.stderr,
+        )
+        return 1
+    return int(result)
+
+
+async def _check(settings: Settings, *, as_json: bool, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    core = build_core(settings)
+    try:
+        usages = await core.service.get_all()
+    finally:
+        await core.aclose()
+    now = core.clock.now()
+    if as_json:
+        print(json.dumps(to_json(usages, now), indent=2), file=out)
+    else:
+        width = shutil.get_terminal_size((80, 24)).columns
+        unicode = (getattr(out, "encoding", None) or "").lower().replace("-", "") == "utf8"
+        for usage in usages:
+            if usage.snapshot is not None:
+                report = build_report(usage, now)
+                print(render_report(report, now=now, width=width, unicode=unicode), file=out)
+            elif usage.error is not None:
+                prefix = f"{usage.account}: " if len(usages) > 1 else ""
+                print(f"usage-bot: {prefix}{usage.error.message}", file=sys.stderr)
+    failed = [u.error for u in usages if u.error is not None]
+    return failed[0].exit_code if failed else 0

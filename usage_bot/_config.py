@@ -1,0 +1,523 @@
+"""Configuration: read once at start-up into one frozen :class:`Settings`.
+
+:func:`load_settings` is the only code that reads the environment (and the ``.env``
+file). Every problem found is collected, so that a broken configuration is reported in
+one go, each line naming the variable and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, TypeVar, cast
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from usage_bot._exceptions import ConfigError
+
+CLAUDE_CODE_VERSION = "2.1.0"
+DEFAULT_USER_AGENT = f"claude-code/{CLAUDE_CODE_VERSION}"
+
+ResetAnnounce = Literal["alerted", "always", "never"]
+LogFormat = Literal["text", "json"]
+
+_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{6,}$")
+_SNOWFLAKE = re.compile(r"^[0-9]{15,21}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+T = TypeVar("T")
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str``, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def masked(self) -> str:
+        """At most a short, harmless prefix: enough to tell two tokens apart."""
+        prefix = self._value[:5] if len(self._value) >= 20 else ""
+        return f"{prefix}…" if prefix else "…"
+
+    def __repr__(self) -> str:
+        return "Secret('…')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    """One Claude subscription: ``path`` is a config dir or credentials file; None = default."""
+
+    name: str
+    path: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of PRODUCT.md, validated. Build it with :func:`load_settings`."""
+
+    oauth_token: Secret | None = None
+    oauth_token_file: Path | None = None
+    claude_config_dir: Path = field(default_factory=lambda: Path("~/.claude").expanduser())
+    accounts: tuple[AccountSpec, ...] = (AccountSpec("default"),)
+    api_base_url: str = "https://api.anthropic.com"
+    user_agent: str = DEFAULT_USER_AGENT
+    poll_seconds: int = 180
+    thresholds: tuple[float, ...] = (80.0, 95.0)
+    reset_announce: ResetAnnounce = "alerted"
+    state: str = "./usage-bot.sqlite3"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_level: str = "INFO"
+    log_format: LogFormat = "text"
+    slack_bot_token: Secret | None = None
+    slack_app_token: Secret | None = None
+    slack_signing_secret: Secret | None = None
+    slack_alert_channel: str | None = None
+    slack_webhook_url: Secret | None = None
+    slack_api_base_url: str = "https://slack.com/api/"
+    slack_allowed_channels: frozenset[str] = frozenset()
+    slack_allowed_users: frozenset[str] = frozenset()
+    discord_bot_token: Secret | None = None
+    discord_guild_id: int | None = None
+    discord_alert_channel_id: int | None = None
+    discord_webhook_url: Secret | None = None
+    discord_allowed_guilds: frozenset[int] = frozenset()
+    discord_allowed_channels: frozenset[int] = frozenset()
+    discord_api_base_url: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg/"
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_bot_token is not None
+
+    @property
+    def chat_configured(self) -> bool:
+        return bool(
+            self.slack_enabled
+            or self.discord_enabled
+            or self.slack_webhook_url
+            or self.discord_webhook_url
+        )
+
+    @property
+    def min_fetch_interval(self) -> float:
+        """Upstream spacing per account: 30 s, or the poll interval when that is shorter."""
+        return float(min(30, self.poll_seconds))
+
+    def secrets(self) -> Iterator[str]:
+        """Every secret value this process knows, for the log redactor."""
+        for value in (
+            self.oauth_token,
+            self.slack_bot_token,
+            self.slack_app_token,
+            self.slack_signing_secret,
+            self.slack_webhook_url,
+            self.discord_bot_token,
+            self.discord_webhook_url,
+        ):
+            if value is not None and value.reveal():
+                yield value.reveal()
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    dotenv_path: Path | None = Path(".env"),
+) -> Settings:
+    """Read the environment (over ``.env``), or raise :class:`ConfigError` with every problem."""
+    env: dict[str, str] = {}
+    if dotenv_path is not None and dotenv_path.is_file():
+        env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    env.update(os.environ if environ is None else environ)
+    return _Reader(env).settings()
+
+
+class _Reader:
+    """Reads one variable at a time, keeping every problem instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = {k: v.strip() for k, v in env.items()}
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name, "")
+        return value or None
+
+    def value(self, name: str, parse: Callable[[str], T], default: T, fix: str) -> T:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            detail = f" ({exc})" if str(exc) else ""
+            self.problems.append(f"{name}={_shown(name, raw)} is not valid{detail}: {fix}")
+            return default
+
+    def secret(self, name: str) -> Secret | None:
+        """``NAME``, or the contents of the file named by ``NAME_FILE``."""
+        direct, path = self.raw(name), self.raw(f"{name}_FILE")
+        if direct and path:
+            self.problems.append(f"{name} and {name}_FILE are both set: keep only one of them.")
+            return None
+        if path:
+            try:
+                text = Path(path).expanduser().read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                self.problems.append(
+                    f"{name}_FILE={path} cannot be read ({exc.strerror or exc}): point it at a "
+                    "readable file that holds only the secret."
+                )
+                return None
+            if not text:
+                self.problems.append(f"{name}_FILE={path} is empty: put the secret in it.")
+                return None
+            return Secret(text)
+        return Secret(direct) if direct else None
+
+    def settings(self) -> Settings:
+        oauth_token_file = self.raw("CLAUDE_CODE_OAUTH_TOKEN_FILE")
+        oauth_token = None if oauth_token_file else self.secret("CLAUDE_CODE_OAUTH_TOKEN")
+        if oauth_token_file and self.raw("CLAUDE_CODE_OAUTH_TOKEN"):
+            self.problems.append(
+                "CLAUDE_CODE_OAUTH_TOKEN and CLAUDE_CODE_OAUTH_TOKEN_FILE are both set: keep "
+                "only one of them."
+            )
+        s = Settings(
+            oauth_token=oauth_token,
+            oauth_token_file=Path(oauth_token_file).expanduser() if oauth_token_file else None,
+            claude_config_dir=Path(self.raw("CLAUDE_CONFIG_DIR") or "~/.claude").expanduser(),
+            accounts=self.value(
+                "USAGE_BOT_ACCOUNTS",
+                _accounts,
+                (AccountSpec("default"),),
+                "write name=path pairs separated by commas, e.g. "
+                "alice=/claude/alice,bob=/claude/bob.",
+            ),
+            api_base_url=self.value(
+                "USAGE_BOT_API_BASE_URL",
+                _http_url,
+                "https://api.anthropic.com",
+                "use an http(s) URL such as https://api.anthropic.com.",
+            ).rstrip("/"),
+            user_agent=self.raw("USAGE_BOT_USER_AGENT") or DEFAULT_USER_AGENT,
+            poll_seconds=self.value(
+                "USAGE_BOT_POLL_SECONDS",
+                _poll_seconds,
+                180,
+                "use a whole number of seconds, at least 1 (default 180).",
+            ),
+            thresholds=self.value(
+                "USAGE_BOT_THRESHOLDS",
+                _thresholds,
+                (80.0, 95.0),
+                "use percentages over 0 and at most 100, separated by commas, e.g. 80,95.",
+            ),
+            reset_announce=self.value(
+                "USAGE_BOT_RESET_ANNOUNCE",
+                cast(Callable[[str], ResetAnnounce], _choice(("alerted", "always", "never"))),
+                "alerted",
+                "use one of alerted, always, never.",
+            ),
+            state=self.value(
+                "USAGE_BOT_STATE",
+                _state,
+                "./usage-bot.sqlite3",
+                "use a file path or a sqlite:///path URL.",
+            ),
+            http_host=self.raw("USAGE_BOT_HTTP_HOST") or "127.0.0.1",
+            http_port=self.value(
+                "USAGE_BOT_HTTP_PORT",
+                _port,
+                8080,
+                "use a port number from 1 to 65535, or 0 to turn the HTTP server off.",
+            ),
+            log_level=self.value(
+                "USAGE_BOT_LOG_LEVEL",
+                lambda v: _choice(_LOG_LEVELS)(v.upper()),
+                "INFO",
+                "use one of DEBUG, INFO, WARNING, ERROR.",
+            ),
+            log_format=self.value(
+                "USAGE_BOT_LOG_FORMAT",
+                cast(Callable[[str], LogFormat], _choice(("text", "json"))),
+                "text",
+                "use text or json.",
+            ),
+            slack_bot_token=self.token("SLACK_BOT_TOKEN", "xoxb-", "the Bot User OAuth Token"),
+            slack_app_token=self.token(
+                "SLACK_APP_TOKEN", "xapp-", "an app-level token with connections:write"
+            ),
+            slack_signing_secret=self.secret("SLACK_SIGNING_SECRET"),
+            slack_alert_channel=self.value(
+                "SLACK_ALERT_CHANNEL",
+                _pattern(_SLACK_CHANNEL),
+                None,
+                "use the channel ID (such as C0123456789, from the channel's details), not "
+                "its name.",
+            ),
+            slack_webhook_url=self.url_secret("SLACK_WEBHOOK_URL"),
+            slack_api_base_url=self.value(
+                "SLACK_API_BASE_URL",
+                _http_url,
+                "https://slack.com/api/",
+                "use an http(s) URL such as https://slack.com/api/.",
+            ).rstrip("/")
+            + "/",
+            slack_allowed_channels=self.value(
+                "SLACK_ALLOWED_CHANNELS",
+                _id_list(_SLACK_CHANNEL, str),
+                frozenset(),
+                "use channel IDs such as C0123456789, separated by commas.",
+            ),
+            slack_allowed_users=self.value(
+                "SLACK_ALLOWED_USERS",
+                _id_list(_SLACK_USER, str),
+                frozenset(),
+                "use user IDs such as U0123456789, separated by commas.",
+            ),
+            discord_bot_token=self.secret("DISCORD_BOT_TOKEN"),
+            discord_guild_id=self.value(
+                "DISCORD_GUILD_ID",
+                _snowflake,
+                None,
+                "use the server's numeric ID (Developer Mode, right-click the server, Copy ID).",
+            ),
+            discord_alert_channel_id=self.value(
+                "DISCORD_ALERT_CHANNEL_ID",
+                _snowflake,
+                None,
+                "use the channel's numeric ID (Developer Mode, right-click it, Copy ID).",
+            ),
+            discord_webhook_url=self.url_secret("DISCORD_WEBHOOK_URL"),
+            discord_allowed_guilds=self.value(
+                "DISCORD_ALLOWED_GUILDS",
+                _id_list(_SNOWFLAKE, int),
+                frozenset(),
+                "use numeric server IDs separated by commas.",
+            ),
+            discord_allowed_channels=self.value(
+                "DISCORD_ALLOWED_CHANNELS",
+                _id_list(_SNOWFLAKE, int),
+                frozenset(),
+                "use numeric channel IDs separated by commas.",
+            ),
+            discord_api_base_url=self.value(
+                "DISCORD_API_BASE_URL",
+                _http_url,
+                "https://discord.com/api/v10",
+                "use an http(s) URL such as https://discord.com/api/v10.",
+            ).rstrip("/"),
+            discord_gateway_url=self.value(
+                "DISCORD_GATEWAY_URL",
+                _ws_url,
+                "wss://gateway.discord.gg/",
+                "use a ws(s) URL such as wss://gateway.discord.gg/.",
+            ),
+        )
+        self.check_combinations(s)
+        if s.poll_seconds < 60 and not self.problems:
+            self.warnings.append(
+                f"USAGE_BOT_POLL_SECONDS={s.poll_seconds} polls more often than once a minute; "
+                "the usage endpoint is shared with your own Claude Code, so keep it at 60 or "
+                "more outside tests and demos."
+            )
+        if self.problems:
+            raise ConfigError(self.problems)
+        return _with_warnings(s, tuple(self.warnings))
+
+    def token(self, name: str, prefix: str, what: str) -> Secret | None:
+        secret = self.secret(name)
+        if secret is not None and not secret.reveal().startswith(prefix):
+            kind = secret.reveal()[:5] if secret.reveal()[:4] in ("xoxb", "xoxp", "xapp") else ""
+            got = f" (this one starts with {kind})" if kind else ""
+            self.problems.append(f"{name} must start with {prefix}{got}: use {what}.")
+        return secret
+
+    def url_secret(self, name: str) -> Secret | None:
+        secret = self.secret(name)
+        if secret is not None:
+            try:
+                _http_url(secret.reveal())
+            except ValueError:
+                self.problems.append(
+                    f"{name} is not an http(s) URL: paste the whole webhook URL it was given."
+                )
+        return secret
+
+    def check_combinations(self, s: Settings) -> None:
+        p = self.problems
+        if s.slack_bot_token is None:
+            for name in ("SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_ALERT_CHANNEL"):
+                if self.raw(name) or self.raw(f"{name}_FILE"):
+                    p.append(f"{name} is set but SLACK_BOT_TOKEN is not: set the xoxb- bot token.")
+        elif s.slack_app_token is None and s.slack_signing_secret is None:
+            p.append(
+                "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor "
+                "SLACK_SIGNING_SECRET (HTTP mode) is: set SLACK_APP_TOKEN for Socket Mode."
+            )
+        elif s.slack_app_token is None and s.http_port == 0:
+            p.append(
+                "SLACK_SIGNING_SECRET (HTTP mode) needs the HTTP server, but "
+                "USAGE_BOT_HTTP_PORT=0 turns it off: set a port, or use SLACK_APP_TOKEN."
+            )
+        if s.discord_bot_token is None and self.raw("DISCORD_ALERT_CHANNEL_ID"):
+            p.append(
+                "DISCORD_ALERT_CHANNEL_ID is set but DISCORD_BOT_TOKEN is not: set the bot "
+                "token, or use DISCORD_WEBHOOK_URL for alerts without a bot."
+            )
+        if s.discord_bot_token is None and self.raw("DISCORD_GUILD_ID"):
+            p.append("DISCORD_GUILD_ID is set but DISCORD_BOT_TOKEN is not: set the bot token.")
+        named = [a for a in s.accounts if a.path is not None]
+        env_token = self.raw("CLAUDE_CODE_OAUTH_TOKEN") or self.raw("CLAUDE_CODE_OAUTH_TOKEN_FILE")
+        if named and env_token:
+            p.append(
+                "CLAUDE_CODE_OAUTH_TOKEN applies to the single default account, but "
+                "USAGE_BOT_ACCOUNTS names several: give each account its own path instead."
+            )
+
+
+def _with_warnings(s: Settings, warnings: tuple[str, ...]) -> Settings:
+    return replace(s, warnings=warnings)
+
+
+def _shown(name: str, raw: str) -> str:
+    """The value as it may be printed: secrets' values are never echoed."""
+    return "…" if any(word in name for word in ("TOKEN", "SECRET", "WEBHOOK")) else repr(raw)
+
+
+def _accounts(raw: str) -> tuple[AccountSpec, ...]:
+    specs: list[AccountSpec] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        name, sep, path = part.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not path:
+            raise ValueError(f"{part!r} has no =path")
+        if not _ACCOUNT_NAME.match(name):
+            raise ValueError(f"{name!r} is not a name of letters, digits, '.', '_' or '-'")
+        if any(s.name == name for s in specs):
+            raise ValueError(f"{name!r} is named twice")
+        specs.append(AccountSpec(name, Path(path).expanduser()))
+    if not specs:
+        raise ValueError("no account is named")
+    return tuple(specs)
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("")
+    return raw
+
+
+def _ws_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError("")
+    return raw
+
+
+def _int(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+
+
+def _poll_seconds(raw: str) -> int:
+    value = _int(raw)
+    if value < 1:
+        raise ValueError("under 1")
+    return value
+
+
+def _thresholds(raw: str) -> tuple[float, ...]:
+    values = set()
+    for part in (p.strip().rstrip("%") for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValueError(f"{part!r} is not a number") from None
+        if not 0 < value <= 100:
+            raise ValueError(f"{part} is outside 1-100")
+        values.add(value)
+    if not values:
+        raise ValueError("no threshold given")
+    return tuple(sorted(values))
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.lower() not in options:
+            raise ValueError("")
+        return raw.lower()
+
+    return parse
+
+
+def _state(raw: str) -> str:
+    if "://" in raw and not raw.startswith("sqlite:///"):
+        raise ValueError("only SQLite is supported")
+    return raw.removeprefix("sqlite:///") if raw.startswith("sqlite:///") else raw
+
+
+def _port(raw: str) -> int:
+    value = _int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("out of range")
+    return value
+
+
+def _pattern(regex: re.Pattern[str]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not regex.match(raw):
+            raise ValueError("")
+        return raw
+
+    return parse
+
+
+def _snowflake(raw: str) -> int:
+    if not _SNOWFLAKE.match(raw):
+        raise ValueError("")
+    return int(raw)
+
+
+def _id_list(regex: re.Pattern[str], convert: Callable[[str], T]) -> Callable[[str], frozenset[T]]:
+    def parse(raw: str) -> frozenset[T]:
+        items = [p.strip() for p in raw.split(",") if p.strip()]
+        bad = [item for item in items if not regex.match(item)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not an ID")
+        return frozenset(convert(item) for item in items)
+
+    return parse

@@ -1,0 +1,196 @@
+"""The credential loader: finds the Claude Code login for an account, on every fetch.
+
+Claude Code rotates its tokens, so nothing here is cached. The loader only reads: it
+never refreshes or writes a login that Claude Code owns (a refresh by another program
+rotates the refresh token and logs Claude Code out).
+
+Order for the ``default`` account: ``CLAUDE_CODE_OAUTH_TOKEN`` (or ``..._FILE``), then
+``$CLAUDE_CONFIG_DIR/.credentials.json``, then, on macOS, the login keychain item
+``Claude Code-credentials``. A named account reads only its own path.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from usage_bot._config import AccountSpec, Secret, Settings
+from usage_bot._exceptions import (
+    CredentialsEmpty,
+    CredentialsExpired,
+    CredentialsMalformed,
+    CredentialsMissing,
+    CredentialsUnreadable,
+    ScopeMissing,
+)
+
+CREDENTIALS_FILE = ".credentials.json"
+KEYCHAIN_SERVICE = "Claude Code-credentials"
+REQUIRED_SCOPE = "user:profile"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A login as read: the token stays wrapped in :class:`Secret`."""
+
+    token: Secret
+    source: str
+    expires_at: datetime | None = None
+    scopes: tuple[str, ...] | None = None
+    subscription_type: str | None = None
+
+    def check(self, now: datetime) -> None:
+        """Raise unless this token may be sent upstream now."""
+        if self.expires_at is not None and self.expires_at <= now:
+            raise CredentialsExpired(self.expires_at)
+        if self.scopes is not None and REQUIRED_SCOPE not in self.scopes:
+            raise ScopeMissing(self.scopes)
+
+
+class CredentialLoader:
+    """Reads one account's login; call :meth:`load` before every upstream request."""
+
+    def __init__(
+        self,
+        account: AccountSpec,
+        settings: Settings,
+        *,
+        platform: str = sys.platform,
+    ) -> None:
+        self.account = account
+        self._settings = settings
+        self._platform = platform
+
+    def load(self, now: datetime) -> Credentials:
+        """The login to use now, or a :class:`CredentialsError` saying what to fix."""
+        credentials = self.read()
+        credentials.check(now)
+        return credentials
+
+    def read(self) -> Credentials:
+        """The login as found, expired or not (``doctor`` shows an expired one)."""
+        if self.account.path is not None:
+            path = self.account.path
+            if path.is_dir() or not path.suffix:
+                path = path / CREDENTIALS_FILE
+            found = _read_file(path)
+            if found is None:
+                raise CredentialsMissing([str(path)])
+            return found
+        settings = self._settings
+        if settings.oauth_token is not None:
+            return _from_token(settings.oauth_token.reveal(), "CLAUDE_CODE_OAUTH_TOKEN")
+        if settings.oauth_token_file is not None:
+            return _from_token_file(settings.oauth_token_file)
+        path = settings.claude_config_dir / CREDENTIALS_FILE
+        found = _read_file(path)
+        if found is not None:
+            return found
+        looked_in = ["CLAUDE_CODE_OAUTH_TOKEN", str(path)]
+        if self._platform == "darwin":
+            found = _read_keychain()
+            if found is not None:
+                return found
+            looked_in.append(f"the macOS keychain item {KEYCHAIN_SERVICE!r}")
+        raise CredentialsMissing(looked_in)
+
+
+def _from_token(token: str, source: str) -> Credentials:
+    if not token.strip():
+        raise CredentialsEmpty(source)
+    return Credentials(token=Secret(token.strip()), source=source)
+
+
+def _from_token_file(path: Path) -> Credentials:
+    source = f"CLAUDE_CODE_OAUTH_TOKEN_FILE ({path})"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CredentialsMissing([source]) from None
+    except OSError as exc:
+        raise CredentialsUnreadable(str(path), exc.strerror or type(exc).__name__) from None
+    return _from_token(text, source)
+
+
+def _read_file(path: Path) -> Credentials | None:
+    """The login in a ``.credentials.json``, or None when there is no such file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+        raise CredentialsUnreadable(str(path), reason) from None
+    return parse_credentials(text, str(path))
+
+
+def _read_keychain() -> Credentials | None:
+    security = shutil.which("security")
+    if security is None:
+        return None
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed arguments, no shell
+            [security, "find-generic-password", "-s", KEYCHAIN_SERVICE, "-w"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return parse_credentials(done.stdout, f"the macOS keychain item {KEYCHAIN_SERVICE!r}")
+
+
+def parse_credentials(text: str, where: str) -> Credentials:
+    """Parse the JSON Claude Code writes; each way it can be wrong has its own message."""
+    if not text.strip():
+        raise CredentialsMalformed(where, "is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        raise CredentialsMalformed(
+            where, "is not valid JSON (it may be half-written; the bot tries again)"
+        ) from None
+    oauth = data.get("claudeAiOauth") if isinstance(data, Mapping) else None
+    if not isinstance(oauth, Mapping):
+        raise CredentialsMalformed(where, "has no claudeAiOauth login in it")
+    token = oauth.get("accessToken")
+    if token is None:
+        raise CredentialsMalformed(where, "has no accessToken")
+    if not isinstance(token, str):
+        raise CredentialsMalformed(where, "has an accessToken that is not a string")
+    if not token.strip():
+        raise CredentialsEmpty(where)
+    expires = oauth.get("expiresAt")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
+        raise CredentialsMalformed(where, "has an expiresAt that is not a number")
+    scopes = oauth.get("scopes")
+    if scopes is not None and (
+        not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes)
+    ):
+        raise CredentialsMalformed(where, "has scopes that are not a list of strings")
+    subscription = oauth.get("subscriptionType")
+    return Credentials(
+        token=Secret(token.strip()),
+        source=where,
+        expires_at=_from_epoch_ms(expires) if expires is not None else None,
+        scopes=tuple(scopes) if scopes is not None else None,
+        subscription_type=subscription if isinstance(subscription, str) else None,
+    )
+
+
+def _from_epoch_ms(ms: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return datetime.max.replace(tzinfo=UTC)

@@ -1,0 +1,200 @@
+"""The usage service: the one place that asks the upstream, and the cache in front of it.
+
+However many slash commands and scheduled polls ask, each account has at most one
+request in flight and at most one every ``min_interval`` seconds (30, or the poll
+interval when shorter). A 429 waits as ``retry-after`` says (exponential back-off from
+60 s when absent, capped at an hour); 5xx, timeouts and network errors back off
+exponentially from ``min_interval``. While the upstream fails, callers get the last good
+snapshot with the error beside it, so they can show its age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from usage_bot._client import MAX_RETRY_AFTER, UsageClient
+from usage_bot._clock import Clock
+from usage_bot._credentials import CredentialLoader
+from usage_bot._exceptions import (
+    CredentialsError,
+    RateLimited,
+    UnexpectedResponse,
+    UpstreamError,
+    UsageBotError,
+)
+from usage_bot._model import DEFAULT_THRESHOLDS, UsageSnapshot, parse_usage
+
+log = logging.getLogger(__name__)
+
+RATE_LIMIT_BACKOFF_START = 60.0
+ERROR_BACKOFF_CAP = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUsage:
+    """What the bot knows of one account: the last good snapshot and the last error."""
+
+    account: str
+    snapshot: UsageSnapshot | None
+    error: UsageBotError | None = None
+    checked_at: datetime | None = None
+
+    @property
+    def stale(self) -> bool:
+        """True when the values shown are not what the upstream would say now."""
+        return self.snapshot is not None and self.error is not None
+
+    def age(self, now: datetime) -> timedelta | None:
+        if self.snapshot is None:
+            return None
+        return max(now - self.snapshot.fetched_at, timedelta(0))
+
+
+Listener = Callable[[AccountUsage], None]
+
+
+@dataclass
+class _AccountState:
+    loader: CredentialLoader
+    usage: AccountUsage
+    next_allowed: float = float("-inf")
+    rate_limited_in_a_row: int = 0
+    failed_in_a_row: int = 0
+    inflight: asyncio.Task[AccountUsage] | None = field(default=None, repr=False)
+
+
+class UnknownAccount(KeyError):
+    """Asked for an account that is not configured."""
+
+
+class UsageService:
+    """Per-account cache, single flight and back-off in front of :class:`UsageClient`."""
+
+    def __init__(
+        self,
+        *,
+        loaders: Sequence[CredentialLoader],
+        client: UsageClient,
+        clock: Clock,
+        min_interval: float = 30.0,
+        thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    ) -> None:
+        self._client = client
+        self._clock = clock
+        self._min_interval = min_interval
+        self._thresholds = tuple(thresholds)
+        self._accounts = {
+            loader.account.name: _AccountState(loader, AccountUsage(loader.account.name, None))
+            for loader in loaders
+        }
+        self._listeners: list[Listener] = []
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        return tuple(self._accounts)
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` with the result of every upstream attempt (history, metrics)."""
+        self._listeners.append(listener)
+
+    def peek(self, account: str) -> AccountUsage:
+        """What is known now, without asking anyone."""
+        return self._state(account).usage
+
+    def would_fetch(self, account: str) -> bool:
+        """True when :meth:`get` would have to wait for the upstream."""
+        state = self._state(account)
+        return state.inflight is not None or self._clock.monotonic() >= state.next_allowed
+
+    async def get(self, account: str) -> AccountUsage:
+        """The freshest values the spacing rules allow; never raises for upstream trouble."""
+        state = self._state(account)
+        if state.inflight is None:
+            if self._clock.monotonic() < state.next_allowed:
+                return state.usage
+            state.inflight = asyncio.create_task(self._refresh(state))
+            state.inflight.add_done_callback(lambda _: setattr(state, "inflight", None))
+        # Shielded: a caller that gives up (a chat deadline) must not cancel the request
+        # that every other caller is waiting for.
+        return await asyncio.shield(state.inflight)
+
+    async def get_all(self) -> list[AccountUsage]:
+        return list(await asyncio.gather(*(self.get(name) for name in self._accounts)))
+
+    async def aclose(self) -> None:
+        tasks = [s.inflight for s in self._accounts.values() if s.inflight is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _state(self, account: str) -> _AccountState:
+        try:
+            return self._accounts[account]
+        except KeyError:
+            raise UnknownAccount(account) from None
+
+    async def _refresh(self, state: _AccountState) -> AccountUsage:
+        clock = self._clock
+        started = clock.monotonic()
+        try:
+            credentials = state.loader.load(clock.now())
+            payload = await self._client.fetch(credentials.token.reveal(), now=clock.now())
+            snapshot = parse_usage(payload, fetched_at=clock.now(), thresholds=self._thresholds)
+        except CredentialsError as exc:
+            # Nothing or a rejected token was sent: re-read the login on the next call, but
+            # a request that did reach the upstream still counts against the spacing.
+            sent = exc.code in ("credentials_rejected", "scope_missing")
+            state.next_allowed = started + (self._min_interval if sent else 0.0)
+            return self._settle(state, error=exc)
+        except UpstreamError as exc:
+            state.next_allowed = started + self._backoff(state, exc)
+            return self._settle(state, error=exc)
+        except Exception:
+            log.exception("unexpected failure while reading usage for %s", state.loader.account)
+            state.next_allowed = started + self._min_interval
+            return self._settle(state, error=UnexpectedResponse("an internal error"))
+        state.rate_limited_in_a_row = state.failed_in_a_row = 0
+        state.next_allowed = started + self._min_interval
+        return self._settle(state, snapshot=snapshot)
+
+    def _backoff(self, state: _AccountState, exc: UpstreamError) -> float:
+        if isinstance(exc, RateLimited):
+            state.rate_limited_in_a_row += 1
+            if exc.retry_after is not None:
+                return max(exc.retry_after, self._min_interval)
+            wait = RATE_LIMIT_BACKOFF_START * 2.0 ** (state.rate_limited_in_a_row - 1)
+            return min(wait, MAX_RETRY_AFTER)
+        state.failed_in_a_row += 1
+        wait = self._min_interval * 2.0 ** (state.failed_in_a_row - 1)
+        return min(wait, max(ERROR_BACKOFF_CAP, self._min_interval))
+
+    def _settle(
+        self,
+        state: _AccountState,
+        *,
+        snapshot: UsageSnapshot | None = None,
+        error: UsageBotError | None = None,
+    ) -> AccountUsage:
+        previous = state.usage
+        state.usage = AccountUsage(
+            account=previous.account,
+            snapshot=snapshot or previous.snapshot,
+            error=error,
+            checked_at=self._clock.now(),
+        )
+        if error is not None:
+            log.warning("usage for %s: %s", previous.account, error.message)
+        for listener in self._listeners:
+            try:
+                listener(state.usage)
+            except Exception:
+                log.exception("a usage listener failed")
+        return state.usage

@@ -1,0 +1,108 @@
+"""The report as terminal text, readable from 40 columns up; times in local time."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from datetime import datetime, timedelta, tzinfo
+
+from usage_bot._report import (
+    AccountReport,
+    ReportRow,
+    bar,
+    extra_usage_text,
+    format_duration,
+    format_percent,
+)
+
+WIDE = 72
+LABEL_COLUMN = 20
+_MARKERS = {0: "", 1: " !", 2: " !!"}
+
+
+def render_reports(
+    reports: Sequence[AccountReport],
+    *,
+    now: datetime,
+    width: int = 80,
+    tz: tzinfo | None = None,
+    unicode: bool = True,
+) -> str:
+    return "\n\n".join(
+        render_report(r, now=now, width=width, tz=tz, unicode=unicode) for r in reports
+    )
+
+
+def render_report(
+    report: AccountReport,
+    *,
+    now: datetime,
+    width: int = 80,
+    tz: tzinfo | None = None,
+    unicode: bool = True,
+) -> str:
+    width = max(width, 30)
+    lines = [f"Claude usage: {report.account}"]
+    if report.fetched_at is not None and report.age is not None:
+        lines[0] += f" (as of {_clock_time(report.fetched_at, now, tz)})"
+    label_width = max((len(row.label) for row in report.rows), default=0)
+    for row in report.rows:
+        if width >= WIDE:
+            lines.append(_wide_row(row, label_width, now, tz, unicode))
+        else:
+            lines.extend(_narrow_row(row, width, now, tz, unicode))
+    if report.extra_usage is not None:
+        lines.append(extra_usage_text(report.extra_usage))
+    note = report.staleness_note
+    if note:
+        lines.extend(textwrap.wrap(note, width))
+    elif report.error:
+        lines.extend(textwrap.wrap(report.error, width))
+    elif not report.rows:
+        lines.append("No limits reported.")
+    return "\n".join(lines)
+
+
+def _wide_row(
+    row: ReportRow, label_width: int, now: datetime, tz: tzinfo | None, unicode: bool
+) -> str:
+    column = min(label_width, LABEL_COLUMN)
+    label = row.label[:column].ljust(column)
+    filled = bar(row.percent, 10, **_bar_chars(unicode))
+    marker = _MARKERS.get(min(row.severity_rank, 2), "")
+    percent = format_percent(row.percent).rjust(5)
+    resets = f"  resets {_when(row, now, tz)}" if row.resets_at else ""
+    return f"  {label}  {filled} {percent}{marker:3}{resets}".rstrip()
+
+
+def _narrow_row(
+    row: ReportRow, width: int, now: datetime, tz: tzinfo | None, unicode: bool
+) -> list[str]:
+    marker = _MARKERS.get(min(row.severity_rank, 2), "")
+    percent = format_percent(row.percent) + marker
+    label = row.label[: width - len(percent) - 1]
+    lines = [label + " " * (width - len(label) - len(percent)) + percent]
+    lines.append(bar(row.percent, width, **_bar_chars(unicode)))
+    if row.resets_at:
+        lines.extend(textwrap.wrap(f"resets {_when(row, now, tz)}", width))
+    return lines
+
+
+def _bar_chars(unicode: bool) -> dict[str, str]:
+    return {"full": "█", "empty": "░"} if unicode else {"full": "#", "empty": "."}
+
+
+def _when(row: ReportRow, now: datetime, tz: tzinfo | None) -> str:
+    assert row.resets_at is not None
+    until = row.resets_in or timedelta(0)
+    return f"{_clock_time(row.resets_at, now, tz)} (in {format_duration(until)})"
+
+
+def _clock_time(moment: datetime, now: datetime, tz: tzinfo | None) -> str:
+    """``15:39`` today, ``Tue 15:39`` within a week, else ``2026-07-28 15:39``."""
+    local, local_now = moment.astimezone(tz), now.astimezone(tz)
+    if local.date() == local_now.date():
+        return local.strftime("%H:%M")
+    if abs((local - local_now).days) < 6:
+        return local.strftime("%a %H:%M")
+    return local.strftime("%Y-%m-%d %H:%M")
