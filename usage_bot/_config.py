@@ -259,7 +259,7 @@ class _Reader:
             ),
             log_level=self.value(
                 "USAGE_BOT_LOG_LEVEL",
-                lambda v: _choice(_LOG_LEVELS)(v.upper()),
+                _choice(_LOG_LEVELS),
                 "INFO",
                 "use one of DEBUG, INFO, WARNING, ERROR.",
             ),
@@ -477,9 +477,10 @@ def _thresholds(raw: str) -> tuple[float, ...]:
 
 def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
-        if raw.lower() not in options:
-            raise ValueError("")
-        return raw.lower()
+        for option in options:
+            if raw.lower() == option.lower():
+                return option
+        raise ValueError("")
 
     return parse
 

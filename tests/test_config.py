@@ -1,0 +1,154 @@
+"""Configuration: defaults, every problem at once, NAME_FILE secrets, .env files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from usage_bot._config import AccountSpec, Secret, load_settings
+from usage_bot._exceptions import ConfigError
+
+
+def load(**env: str):  # type: ignore[no-untyped-def]
+    return load_settings(env, dotenv_path=None)
+
+
+def test_defaults_match_the_product_contract() -> None:
+    s = load()
+    assert s.accounts == (AccountSpec("default"),)
+    assert s.api_base_url == "https://api.anthropic.com"
+    assert s.user_agent.startswith("claude-code/")
+    assert (s.poll_seconds, s.thresholds, s.reset_announce) == (180, (80.0, 95.0), "alerted")
+    assert (s.http_host, s.http_port, s.log_level, s.log_format) == (
+        "127.0.0.1",
+        8080,
+        "INFO",
+        "text",
+    )
+    assert s.slack_api_base_url == "https://slack.com/api/"
+    assert s.discord_api_base_url == "https://discord.com/api/v10"
+    assert s.discord_gateway_url == "wss://gateway.discord.gg/"
+    assert s.min_fetch_interval == 30
+    assert not s.chat_configured
+
+
+def test_every_problem_is_listed_at_once_naming_the_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(
+            USAGE_BOT_THRESHOLDS="80,120",
+            USAGE_BOT_RESET_ANNOUNCE="sometimes",
+            USAGE_BOT_POLL_SECONDS="0",
+            USAGE_BOT_API_BASE_URL="api.anthropic.com",
+            USAGE_BOT_LOG_FORMAT="xml",
+            USAGE_BOT_HTTP_PORT="99999",
+            SLACK_BOT_TOKEN="xapp-1-wrong-kind",
+            SLACK_APP_TOKEN="xapp-1-A-1-abc",
+            SLACK_ALERT_CHANNEL="#general",
+            DISCORD_GUILD_ID="abc",
+            DISCORD_BOT_TOKEN="token",
+            USAGE_BOT_ACCOUNTS="alice",
+        )
+    problems = caught.value.problems
+    for name in (
+        "USAGE_BOT_THRESHOLDS",
+        "USAGE_BOT_RESET_ANNOUNCE",
+        "USAGE_BOT_POLL_SECONDS",
+        "USAGE_BOT_API_BASE_URL",
+        "USAGE_BOT_LOG_FORMAT",
+        "USAGE_BOT_HTTP_PORT",
+        "SLACK_BOT_TOKEN",
+        "SLACK_ALERT_CHANNEL",
+        "DISCORD_GUILD_ID",
+        "USAGE_BOT_ACCOUNTS",
+    ):
+        assert any(p.startswith(name) for p in problems), name
+    assert caught.value.exit_code == 2
+    assert "xapp-1-wrong-kind" not in caught.value.message
+    slack = next(p for p in problems if p.startswith("SLACK_BOT_TOKEN"))
+    assert "xoxb-" in slack  # says what the right kind looks like
+
+
+def test_slack_needs_a_connection_mode() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(SLACK_BOT_TOKEN="xoxb-1-2-3")
+    assert "SLACK_APP_TOKEN" in caught.value.message
+    with pytest.raises(ConfigError) as caught:
+        load(SLACK_BOT_TOKEN="xoxb-1-2-3", SLACK_SIGNING_SECRET="abc", USAGE_BOT_HTTP_PORT="0")
+    assert "USAGE_BOT_HTTP_PORT=0" in caught.value.message
+    with pytest.raises(ConfigError) as caught:
+        load(SLACK_ALERT_CHANNEL="C0123456789")
+    assert "SLACK_BOT_TOKEN is not" in caught.value.message
+
+
+def test_secrets_come_from_files_and_never_show_themselves(tmp_path: Path) -> None:
+    token_file = tmp_path / "bot-token"
+    token_file.write_text("xoxb-111-222-secretvalue\n")
+    s = load(
+        SLACK_BOT_TOKEN_FILE=str(token_file),
+        SLACK_APP_TOKEN="xapp-1-A1-secretapp",
+        DISCORD_WEBHOOK_URL="https://discord.com/api/webhooks/1/abc",
+    )
+    assert s.slack_bot_token == Secret("xoxb-111-222-secretvalue")
+    assert "secretvalue" not in repr(s)
+    assert "secretapp" not in str(s)
+    assert set(s.secrets()) == {
+        "xoxb-111-222-secretvalue",
+        "xapp-1-A1-secretapp",
+        "https://discord.com/api/webhooks/1/abc",
+    }
+
+
+def test_a_missing_secret_file_and_a_doubly_set_secret_are_problems(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(
+            DISCORD_BOT_TOKEN_FILE=str(tmp_path / "nope"),
+            SLACK_BOT_TOKEN="xoxb-1",
+            SLACK_BOT_TOKEN_FILE=str(tmp_path / "nope"),
+            SLACK_APP_TOKEN="xapp-1",
+        )
+    message = caught.value.message
+    assert "DISCORD_BOT_TOKEN_FILE" in message
+    assert "SLACK_BOT_TOKEN and SLACK_BOT_TOKEN_FILE are both set" in message
+
+
+def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("USAGE_BOT_POLL_SECONDS=240\nUSAGE_BOT_THRESHOLDS=50,90\n")
+    s = load_settings({"USAGE_BOT_THRESHOLDS": "70"}, dotenv_path=dotenv)
+    assert s.poll_seconds == 240
+    assert s.thresholds == (70.0,)
+
+
+def test_accounts_thresholds_and_lists_are_parsed() -> None:
+    s = load(
+        USAGE_BOT_ACCOUNTS="alice=/claude/alice, bob=/claude/bob/.credentials.json",
+        USAGE_BOT_THRESHOLDS="95, 80%,80",
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_APP_TOKEN="xapp-1",
+        SLACK_ALLOWED_CHANNELS="C0123456789,C9876543210",
+        DISCORD_BOT_TOKEN="t",
+        DISCORD_ALLOWED_GUILDS="123456789012345678",
+        USAGE_BOT_STATE="sqlite:////data/state.db",
+        USAGE_BOT_LOG_LEVEL="debug",
+    )
+    assert [a.name for a in s.accounts] == ["alice", "bob"]
+    assert s.accounts[1].path == Path("/claude/bob/.credentials.json")
+    assert s.thresholds == (80.0, 95.0)
+    assert s.slack_allowed_channels == {"C0123456789", "C9876543210"}
+    assert s.discord_allowed_guilds == {123456789012345678}
+    assert s.state == "/data/state.db"
+    assert s.log_level == "DEBUG"
+
+
+def test_duplicate_account_names_and_other_databases_are_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(USAGE_BOT_ACCOUNTS="a=/x,a=/y", USAGE_BOT_STATE="postgres://db/x")
+    assert "named twice" in caught.value.message
+    assert "only SQLite" in caught.value.message
+
+
+def test_a_short_poll_interval_warns_and_shortens_the_spacing() -> None:
+    s = load(USAGE_BOT_POLL_SECONDS="5")
+    assert s.min_fetch_interval == 5
+    assert any("USAGE_BOT_POLL_SECONDS" in w for w in s.warnings)

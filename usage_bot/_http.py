@@ -1,0 +1,79 @@
+"""The bot's own HTTP server: ``/healthz``, ``/metrics`` and, in Slack's HTTP mode,
+``/slack/events``. One aiohttp server on ``USAGE_BOT_HTTP_HOST:USAGE_BOT_HTTP_PORT``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What ``/healthz`` says: healthy or not, and a small JSON body saying why."""
+
+    healthy: bool
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class HttpServer:
+    """Serves health and metrics; front ends may add routes before :meth:`start`."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        health: Callable[[], Health] | None = None,
+        metrics: Callable[[], str] | None = None,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._health = health or (lambda: Health(True, {"status": "ok"}))
+        self._metrics = metrics or (lambda: "")
+        self._app = web.Application()
+        self._app.router.add_get("/healthz", self._healthz)
+        self._app.router.add_get("/metrics", self._metrics_page)
+        self._runner: web.AppRunner | None = None
+        self.port = port
+
+    def add_route(self, method: str, path: str, handler: Handler) -> None:
+        self._app.router.add_route(method, path, handler)
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self._host in ("0.0.0.0", "::", "") else self._host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port, shutdown_timeout=2.0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        health = self._health()
+        return web.Response(
+            status=200 if health.healthy else 503,
+            text=json.dumps(health.body),
+            content_type="application/json",
+        )
+
+    async def _metrics_page(self, _: web.Request) -> web.Response:
+        return web.Response(
+            text=self._metrics(),
+            content_type="text/plain",
+            charset="utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
