@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+import httpx
+
 from usage_bot import __version__
 from usage_bot._app import build_core
 from usage_bot._config import Settings, load_settings
@@ -45,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning(warning)
     if command == "check":
         return _guard(lambda: _check(settings, as_json=args.json), redact)
+    if command == "health":
+        return _health(settings)
     if command == "doctor":
         from usage_bot._doctor import run_doctor
 
@@ -68,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="fetch the usage once, print it, exit")
     check.add_argument("--json", action="store_true", help="print one JSON document")
     commands.add_parser("doctor", help="check every piece of configuration")
+    commands.add_parser("health", help="ask the running bot whether it is healthy (exit 0/1)")
     demo = commands.add_parser("demo", help="the whole bot offline, in accelerated time")
     demo.add_argument(
         "--speed", type=float, default=600.0, help="simulated seconds per real second (600)"
@@ -95,6 +100,26 @@ def _guard(run: object, redact: Redactor) -> int:
         )
         return 1
     return int(result)
+
+
+def _health(settings: Settings) -> int:
+    """For container health checks without curl: GET /healthz of the running bot."""
+    if settings.http_port == 0:
+        print("usage-bot: the HTTP server is off (USAGE_BOT_HTTP_PORT=0).", file=sys.stderr)
+        return 1
+    host = settings.http_host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - the wildcard is where we listen, not where we ask
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    url = f"http://{host}:{settings.http_port}/healthz"
+    try:
+        response = httpx.get(url, timeout=4.0, trust_env=False)
+    except httpx.HTTPError as exc:
+        print(f"usage-bot: no answer from {url} ({type(exc).__name__}).", file=sys.stderr)
+        return 1
+    print(response.text)
+    return 0 if response.status_code == 200 else 1
 
 
 async def _check(settings: Settings, *, as_json: bool, out: TextIO | None = None) -> int:
