@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,8 @@ def write_login(
 ) -> Path:
     """Write a ``.credentials.json`` as Claude Code does; ``path`` is the config dir."""
     path.mkdir(parents=True, exist_ok=True)
-    expiry = expires_at or ((now or FakeClock().now()) + timedelta(hours=8))
+    # Valid for the fake clock's "now" and for the real one alike, unless told otherwise.
+    expiry = expires_at or (max(now or FakeClock().now(), datetime.now(UTC)) + timedelta(hours=8))
     data = {
         "claudeAiOauth": {
             "accessToken": token,

@@ -60,6 +60,7 @@ def fake_security(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_reads_the_claude_code_login_and_its_expiry(claude_dir: Path, clock: FakeClock) -> None:
+    write_login(claude_dir, expires_at=clock.now() + timedelta(hours=8))
     credentials = loader(Settings(claude_config_dir=claude_dir)).load(clock.now())
     assert credentials.token.reveal() == TOKEN
     assert credentials.expires_at == clock.now() + timedelta(hours=8)

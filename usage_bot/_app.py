@@ -35,10 +35,15 @@ def build_core(
     clock: Clock | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     platform: str = sys.platform,
+    trust_env: bool = True,
 ) -> Core:
+    """``trust_env=False`` ignores proxy settings: for the demo, whose upstream is local."""
     clock = clock or SystemClock()
     client = UsageClient(
-        base_url=settings.api_base_url, user_agent=settings.user_agent, transport=transport
+        base_url=settings.api_base_url,
+        user_agent=settings.user_agent,
+        transport=transport,
+        trust_env=trust_env,
     )
     loaders = tuple(
         CredentialLoader(account, settings, platform=platform) for account in settings.accounts

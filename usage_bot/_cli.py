@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -88,6 +89,10 @@ def _guard(run: object, redact: Redactor) -> int:
         result = asyncio.run(run())
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`usage-bot check | head`): nothing to report to anyone.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit
+        return 0
     except UsageBotError as exc:
         print(f"usage-bot: {redact(exc.message)}", file=sys.stderr)
         return exc.exit_code
@@ -124,6 +129,8 @@ def _health(settings: Settings) -> int:
 
 async def _check(settings: Settings, *, as_json: bool, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    # A one-shot check prints each error once, as its own sentence, not also as a log line.
+    logging.getLogger("usage_bot._service").setLevel(logging.ERROR)
     core = build_core(settings)
     try:
         usages = await core.service.get_all()
@@ -139,8 +146,9 @@ async def _check(settings: Settings, *, as_json: bool, out: TextIO | None = None
             if usage.snapshot is not None:
                 report = build_report(usage, now)
                 print(render_report(report, now=now, width=width, unicode=unicode), file=out)
-            elif usage.error is not None:
-                prefix = f"{usage.account}: " if len(usages) > 1 else ""
-                print(f"usage-bot: {prefix}{usage.error.message}", file=sys.stderr)
+    for usage in usages:
+        if usage.error is not None:
+            prefix = f"{usage.account}: " if len(usages) > 1 else ""
+            print(f"usage-bot: {prefix}{usage.error.message}", file=sys.stderr)
     failed = [u.error for u in usages if u.error is not None]
     return failed[0].exit_code if failed else 0

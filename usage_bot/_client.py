@@ -6,6 +6,7 @@ account of the process. It only asks; when to ask is the usage service's busines
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import math
@@ -44,8 +45,12 @@ class UsageClient:
         user_agent: str,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
+        trust_env: bool = True,
     ) -> None:
         self._host = urlsplit(base_url).hostname or base_url
+        # httpx bounds each connect and read, not the whole request: a body that trickles
+        # in would hold the account's single request in flight for as long as it likes.
+        self._total = (timeout.connect or 0.0) + (timeout.read or 0.0) or None
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout,
@@ -56,7 +61,7 @@ class UsageClient:
                 "User-Agent": user_agent,
             },
             follow_redirects=False,
-            trust_env=True,
+            trust_env=trust_env,
         )
         self.requests_made = 0
 
@@ -65,11 +70,16 @@ class UsageClient:
         self.requests_made += 1
         headers = {"Authorization": f"Bearer {token}"}
         try:
-            async with self._http.stream("GET", USAGE_PATH, headers=headers) as response:
+            async with (
+                asyncio.timeout(self._total),
+                self._http.stream("GET", USAGE_PATH, headers=headers) as response,
+            ):
                 body = await _read_capped(response)
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             raise UpstreamTimeout() from None
-        except httpx.TransportError:
+        except httpx.DecodingError:
+            raise UnexpectedResponse("the answer could not be decoded") from None
+        except httpx.HTTPError:
             raise UpstreamUnreachable(self._host) from None
         return _interpret(response, body, now)
 
@@ -90,6 +100,12 @@ async def _read_capped(response: httpx.Response) -> bytes:
 
 def _interpret(response: httpx.Response, body: bytes, now: datetime) -> dict[str, Any]:
     status = response.status_code
+    # Status first: a Cloudflare 429 or 502 page is a rate limit or an outage, whatever
+    # its body; only an HTML page where JSON should be is a challenge.
+    if status == 429:
+        raise RateLimited(parse_retry_after(response.headers.get("retry-after"), now))
+    if status >= 500:
+        raise UpstreamServerError(status)
     if _looks_like_html(response, body):
         raise ChallengePage(status)
     if status == 401:
@@ -98,10 +114,6 @@ def _interpret(response: httpx.Response, body: bytes, now: datetime) -> dict[str
         if _mentions_scope(body):
             raise ScopeMissing()
         raise UpstreamHTTPError(status)
-    if status == 429:
-        raise RateLimited(parse_retry_after(response.headers.get("retry-after"), now))
-    if status >= 500:
-        raise UpstreamServerError(status)
     if status != 200:
         raise UpstreamHTTPError(status)
     try:

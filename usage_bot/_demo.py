@@ -38,7 +38,7 @@ async def run_demo(
             poll_seconds=180,
             http_port=0,
         )
-        core = build_core(settings, clock=clock)
+        core = build_core(settings, clock=clock, trust_env=False)
         try:
             print(
                 f"usage-bot demo: a simulated account, {speed:g}x faster than real time "
@@ -57,7 +57,7 @@ async def run_demo(
                     first = False
                 stamp = now.astimezone().strftime("%a %H:%M")
                 parts = " · ".join(f"{r.label} {format_percent(r.percent)}" for r in report.rows)
-                print(f"[{stamp}] {parts}", file=out)
+                print(f"[{stamp}] {parts or report.error}", file=out)
                 await clock.sleep(settings.poll_seconds)
         finally:
             await core.aclose()

@@ -120,9 +120,9 @@ class ScopeMissing(CredentialsError):
     def __init__(self, scopes: Sequence[str] | None = None) -> None:
         has = f" (it has {', '.join(scopes)})" if scopes else ""
         super().__init__(
-            f"This token cannot read usage: it lacks the user:profile scope{has}. Tokens "
-            "from `claude setup-token` are inference-only and can never read usage; use the "
-            "login from `claude` (~/.claude/.credentials.json) instead."
+            f"This token cannot read usage: it lacks the user:profile scope{has} (tokens from "
+            "`claude setup-token` are inference-only and can never read usage); use the login "
+            "from `claude` (~/.claude/.credentials.json) instead."
         )
 
 

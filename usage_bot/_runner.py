@@ -11,7 +11,7 @@ import sys
 from usage_bot._app import build_core
 from usage_bot._config import Settings
 from usage_bot._credentials import CredentialLoader
-from usage_bot._exceptions import CredentialsError
+from usage_bot._exceptions import CredentialsError, CredentialsMissing
 from usage_bot._report import build_report
 from usage_bot._terminal import render_report
 
@@ -29,8 +29,10 @@ def is_configured(settings: Settings) -> bool:
         return True
     try:
         CredentialLoader(settings.accounts[0], settings).read()
-    except CredentialsError:
+    except CredentialsMissing:
         return False
+    except CredentialsError:
+        return True  # a login that is there but broken: `run` says what is wrong with it
     return True
 
 

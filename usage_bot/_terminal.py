@@ -15,8 +15,6 @@ from usage_bot._report import (
     format_percent,
 )
 
-WIDE = 72
-LABEL_COLUMN = 20
 _MARKERS = {0: "", 1: " !", 2: " !!"}
 
 
@@ -42,17 +40,19 @@ def render_report(
     unicode: bool = True,
 ) -> str:
     width = max(width, 30)
-    lines = [f"Claude usage: {report.account}"]
+    header = f"Claude usage: {report.account}"
     if report.fetched_at is not None and report.age is not None:
-        lines[0] += f" (as of {_clock_time(report.fetched_at, now, tz)})"
+        header += f" (as of {_clock_time(report.fetched_at, now, tz)})"
+    lines = textwrap.wrap(header, width)
     label_width = max((len(row.label) for row in report.rows), default=0)
-    for row in report.rows:
-        if width >= WIDE:
-            lines.append(_wide_row(row, label_width, now, tz, unicode))
-        else:
+    wide = [_wide_row(row, label_width, now, tz, unicode) for row in report.rows]
+    if all(len(line) <= width for line in wide):
+        lines.extend(wide)
+    else:
+        for row in report.rows:
             lines.extend(_narrow_row(row, width, now, tz, unicode))
     if report.extra_usage is not None:
-        lines.append(extra_usage_text(report.extra_usage))
+        lines.extend(textwrap.wrap(extra_usage_text(report.extra_usage), width))
     note = report.staleness_note
     if note:
         lines.extend(textwrap.wrap(note, width))
@@ -66,8 +66,7 @@ def render_report(
 def _wide_row(
     row: ReportRow, label_width: int, now: datetime, tz: tzinfo | None, unicode: bool
 ) -> str:
-    column = min(label_width, LABEL_COLUMN)
-    label = row.label[:column].ljust(column)
+    label = row.label.ljust(label_width)
     filled = bar(row.percent, 10, **_bar_chars(unicode))
     marker = _MARKERS.get(min(row.severity_rank, 2), "")
     percent = format_percent(row.percent).rjust(5)
@@ -99,10 +98,10 @@ def _when(row: ReportRow, now: datetime, tz: tzinfo | None) -> str:
 
 
 def _clock_time(moment: datetime, now: datetime, tz: tzinfo | None) -> str:
-    """``15:39`` today, ``Tue 15:39`` within a week, else ``2026-07-28 15:39``."""
+    """``15:39`` today, ``Tue 15:39`` within a week (weekly windows), else the date."""
     local, local_now = moment.astimezone(tz), now.astimezone(tz)
     if local.date() == local_now.date():
         return local.strftime("%H:%M")
-    if abs((local - local_now).days) < 6:
+    if abs((local.date() - local_now.date()).days) <= 7:
         return local.strftime("%a %H:%M")
     return local.strftime("%Y-%m-%d %H:%M")
