@@ -111,6 +111,8 @@ class FakeSlack:
         self.acks: list[Ack] = []
         self.socket_messages: list[JsonObject] = []
         self.socket_connections = 0
+        # The bot token's scopes, sent as Slack sends them (X-OAuth-Scopes); None sends none.
+        self.scopes: list[str] | None = None
 
         self._failures: defaultdict[str, deque[_Failure]] = defaultdict(deque)
         self._webhook_failures: deque[_Failure] = deque()
@@ -340,7 +342,8 @@ class FakeSlack:
             )
         answer = self._answer(method, args, _token(authorization, args))
         self.calls.append(Call(method, args, authorization, 200, failed=not answer["ok"]))
-        return web.json_response(answer)
+        headers = {} if self.scopes is None else {"X-OAuth-Scopes": ",".join(self.scopes)}
+        return web.json_response(answer, headers=headers)
 
     def _answer(self, method: str, args: JsonObject, token: str | None) -> JsonObject:
         if token is None:

@@ -1,0 +1,344 @@
+"""Slack rendering: every response shape of PRODUCT.md as Block Kit, within Block Kit's limits."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from usage_bot._exceptions import RateLimited
+from usage_bot._model import parse_usage
+from usage_bot._notify import AlertMessage
+from usage_bot._report import AccountReport, build_report
+from usage_bot._service import AccountUsage
+from usage_bot.frontends.slack_render import (
+    MAX_BLOCKS,
+    MAX_HEADER,
+    MAX_TEXT,
+    SlackMessage,
+    date_token,
+    render_alert,
+    render_help,
+    render_reports,
+)
+
+NOW = datetime(2026, 7, 19, 1, 0, tzinfo=UTC)
+RESET = "2026-07-19T03:39:59.570750+00:00"
+
+FLAT = {
+    "five_hour": {"utilization": 15, "resets_at": RESET},
+    "seven_day": {"utilization": 81.5, "resets_at": "2026-07-22T00:00:00Z", "extra": 1},
+    "seven_day_opus": None,
+    "seven_day_sonnet": {"utilization": 96.0, "resets_at": "2026-07-22T00:00:00.123Z"},
+    "seven_day_oauth_apps": {"utilization": 0, "resets_at": None},
+    "seven_day_cowork": {"utilization": 3.25, "resets_at": "2026-07-22T00:00:00+02:00"},
+    "iguana_necktie": {"utilization": 42, "resets_at": "2026-07-20T00:00:00Z"},
+    "currency": "EUR",
+}
+LISTED = {
+    "limits": [
+        {
+            "kind": "session",
+            "group": "default",
+            "percent": 15,
+            "severity": "normal",
+            "resets_at": RESET,
+            "scope": None,
+            "is_active": True,
+        },
+        {
+            "kind": "weekly_scoped",
+            "group": "default",
+            "percent": 81,
+            "severity": "warning",
+            "resets_at": "2026-07-22T00:00:00Z",
+            "scope": {"model": {"id": "claude-fable", "display_name": "Fable"}, "surface": None},
+            "is_active": True,
+        },
+        {
+            "kind": "monthly_burst",
+            "group": "x",
+            "percent": 5,
+            "severity": "elevated",
+            "resets_at": None,
+            "scope": None,
+            "is_active": False,
+        },
+    ]
+}
+EXTRA_ON = {
+    "extra_usage": {
+        "is_enabled": True,
+        "monthly_limit": 5000,
+        "used_credits": 2050,
+        "utilization": 41.0,
+        "currency": "USD",
+    }
+}
+EXTRA_UNLIMITED = {
+    "extra_usage": {"is_enabled": True, "monthly_limit": None, "used_credits": 40843}
+}
+EXTRA_OFF = {"extra_usage": {"is_enabled": False, "monthly_limit": None, "used_credits": None}}
+
+SHAPES: dict[str, dict[str, Any]] = {
+    "flat": FLAT,
+    "listed": LISTED,
+    "both": {**FLAT, **LISTED, **EXTRA_ON},
+    "extra unlimited": {**LISTED, **EXTRA_UNLIMITED},
+    "extra off": {**FLAT, **EXTRA_OFF},
+    "empty": {},
+}
+
+
+def usage(payload: dict[str, Any], *, account: str = "default", age: float = 0) -> AccountUsage:
+    fetched = NOW - timedelta(seconds=age)
+    return AccountUsage(account, parse_usage(payload, fetched_at=fetched), checked_at=NOW)
+
+
+def report(payload: dict[str, Any], **kwargs: Any) -> AccountReport:
+    return build_report(usage(payload, **kwargs), NOW)
+
+
+def assert_within_block_kit(message: SlackMessage) -> None:
+    assert message.text
+    assert len(message.text) <= MAX_TEXT
+    assert 0 < len(message.blocks) <= MAX_BLOCKS
+    for block in message.blocks:
+        if block["type"] == "header":
+            assert block["text"]["type"] == "plain_text"
+            assert 0 < len(block["text"]["text"]) <= MAX_HEADER
+        elif block["type"] == "section":
+            assert 0 < len(block["text"]["text"]) <= MAX_TEXT
+        elif block["type"] == "context":
+            assert 0 < len(block["elements"]) <= 10
+            assert all(0 < len(e["text"]) <= MAX_TEXT for e in block["elements"])
+        else:
+            pytest.fail(f"unexpected block {block['type']}")
+    json.dumps(message.payload("ephemeral"))
+
+
+def shown(message: SlackMessage) -> str:
+    parts = []
+    for block in message.blocks:
+        if "text" in block:
+            parts.append(block["text"]["text"])
+        parts.extend(element["text"] for element in block.get("elements", []))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("accounts", [1, 3])
+@pytest.mark.parametrize("pending", [False, True])
+def test_every_response_shape_stays_within_block_kit(
+    shape: str, accounts: int, pending: bool
+) -> None:
+    reports = [report(SHAPES[shape], account=f"acct{i}") for i in range(accounts)]
+
+    message = render_reports(reports, pending=pending)
+
+    assert_within_block_kit(message)
+
+
+def test_one_account_in_full() -> None:
+    message = render_reports([report({**FLAT, **LISTED, **EXTRA_ON})])
+
+    text = shown(message)
+    assert message.blocks[0]["text"]["text"] == "Claude usage: default"
+    for label in (
+        "5-hour",
+        "Weekly (all models)",
+        "Weekly (Sonnet)",
+        "Weekly (OAuth apps)",
+        "Weekly (Cowork)",
+        "Weekly (Fable)",
+        "Iguana necktie",
+        "Monthly burst",
+    ):
+        assert f"*{label}*" in text
+    assert "Weekly (Opus)" not in text
+    assert text.count("*5-hour*") == 1, "the same limit given both ways is shown once"
+    five_hour = message.blocks[1]["text"]["text"]
+    assert five_hour == (
+        ":large_green_circle: *5-hour*   *15%*\n`██░░░░░░░░`   resets "
+        "<!date^1784432399^{date_short_pretty} {time}|2026-07-19 03:39 UTC> (in 2 h 39 min)"
+    )
+    assert ":large_yellow_circle: *Weekly (Fable)*" in text
+    assert ":red_circle: *Weekly (Sonnet)*" in text
+    assert ":large_yellow_circle: *Monthly burst*" in text, "unknown severity shows as warning"
+    assert "*Weekly (OAuth apps)*   *0%*\n`░░░░░░░░░░`   no reset time given" in text
+    assert "Extra usage: 20.50 USD used of 50.00 USD" in text
+    assert "Account *default* · updated <!date^1784422800^{time}|2026-07-19 01:00 UTC>" in text
+    assert "Last known" not in text
+    assert message.text.startswith("Claude usage for default: 5-hour 15%, Weekly (all models) 82%")
+
+
+def test_stale_values_say_their_age_and_why() -> None:
+    stale = AccountUsage(
+        "default",
+        parse_usage(LISTED, fetched_at=NOW - timedelta(minutes=12)),
+        error=RateLimited(600),
+        checked_at=NOW,
+    )
+
+    message = render_reports([build_report(stale, NOW)])
+
+    context = message.blocks[-1]
+    assert context["type"] == "context"
+    assert context["elements"][1]["text"] == (
+        ":hourglass_flowing_sand: Last known values, from 12 min ago. Anthropic is "
+        "rate-limiting usage requests; the bot will ask again in 10 min and shows the last "
+        "known values until then."
+    )
+    assert "(last known, 12 min old)" in message.text
+
+
+def test_an_error_without_values_is_one_sentence() -> None:
+    failed = AccountUsage("default", None, error=RateLimited(None), checked_at=NOW)
+
+    message = render_reports([build_report(failed, NOW)])
+
+    assert_within_block_kit(message)
+    assert [block["type"] for block in message.blocks] == ["header", "section"]
+    assert shown(message).endswith(":warning: " + RateLimited(None).message)
+    assert message.text == "Claude usage for default: " + RateLimited(None).message
+
+
+def test_several_accounts_compactly() -> None:
+    reports = [report(LISTED, account="alice"), report(FLAT, account="bob", age=11 * 60)]
+
+    message = render_reports(reports)
+
+    assert_within_block_kit(message)
+    assert message.blocks[0]["text"]["text"] == "Claude usage: 2 accounts"
+    alice, bob = (block["text"]["text"] for block in message.blocks[1:3])
+    assert alice.startswith("*alice*\n:large_green_circle: 5-hour `██░░░░░░░░` *15%* · resets <!")
+    assert "Weekly (Fable)" in alice
+    assert bob.endswith("_Last known values, from 11 min ago._")
+    assert "`/claude-usage NAME`" in shown(message)
+
+
+def test_pending_note_when_newer_values_follow() -> None:
+    message = render_reports([report(LISTED, age=300)], pending=True)
+
+    assert "Values from 5 min ago; newer values follow as soon as Anthropic answers." in (
+        shown(message)
+    )
+
+
+def test_upstream_text_cannot_inject_mentions_or_links() -> None:
+    payload = {"limits": [{**LISTED["limits"][0], "kind": "<!channel>&<http://x|y>"}]}
+
+    text = shown(render_reports([report(payload)]))
+
+    assert "<!channel>" not in text
+    assert "&lt;!channel&gt;&amp;&lt;http://x|y&gt;" in text
+
+
+@pytest.mark.parametrize("count", [49, 120, 3000])
+def test_many_limits_stay_within_block_kit(count: int) -> None:
+    windows = {
+        f"seven_day_model_{i:04d}": {"utilization": i % 101, "resets_at": RESET}
+        for i in range(count)
+    }
+
+    message = render_reports([report({**windows, **EXTRA_ON})])
+
+    assert_within_block_kit(message)
+    text = shown(message)
+    if count <= 120:
+        assert all(f"Weekly (Model {i:04d})" in text for i in range(count))
+    else:
+        assert "more not shown here" in text
+
+
+@pytest.mark.parametrize("count", [48, 60, 500])
+def test_many_accounts_stay_within_block_kit(count: int) -> None:
+    reports = [report({**FLAT, **LISTED}, account=f"account-{i:03d}") for i in range(count)]
+
+    message = render_reports(reports)
+
+    assert_within_block_kit(message)
+    if count <= 60:
+        assert all(f"*account-{i:03d}*" in shown(message) for i in range(count))
+
+
+def test_long_names_are_cut_to_fit() -> None:
+    name = "a" * 64
+    windows = {f"seven_day_{'x' * 3100}": {"utilization": 50, "resets_at": RESET}}
+
+    message = render_reports([report(windows, account=name)])
+
+    assert_within_block_kit(message)
+    assert message.blocks[0]["text"]["text"] == f"Claude usage: {name}"
+
+
+def test_date_token() -> None:
+    moment = datetime(2026, 7, 19, 5, 39, 59, tzinfo=UTC).astimezone()
+
+    assert date_token(moment) == (
+        "<!date^1784439599^{date_short_pretty} {time}|2026-07-19 05:39 UTC>"
+    )
+
+
+def test_help_names_the_accounts_and_what_was_not_understood() -> None:
+    message = render_help(["alice", "bob"], unknown="<@U1> please")
+
+    text = shown(message)
+    assert text.startswith("I don't understand `&lt;@U1&gt; please`.")
+    assert "`/claude-usage share`" in text
+    assert "Accounts: `alice`, `bob`." in text
+    assert_within_block_kit(message)
+
+
+@pytest.mark.parametrize(
+    ("kind", "severity", "marker"),
+    [
+        ("threshold", "warning", ":large_yellow_circle:"),
+        ("threshold", "critical", ":red_circle:"),
+        ("reset", "normal", ":arrows_counterclockwise:"),
+        ("incident_started", "critical", ":warning:"),
+        ("incident_ended", "normal", ":white_check_mark:"),
+    ],
+)
+def test_alerts(kind: Any, severity: str, marker: str) -> None:
+    alert = AlertMessage(
+        kind=kind,
+        key="k",
+        account="alice",
+        title="Weekly (Fable) at 95% for alice",
+        text="Weekly (Fable) has used 95% of its quota.",
+        severity=severity,
+        resets_at=datetime(2026, 7, 22, tzinfo=UTC),
+        advice="Switch to another model until it resets.",
+    )
+
+    message = render_alert(alert)
+
+    assert_within_block_kit(message)
+    header, section, context = message.blocks
+    assert header["text"]["text"] == alert.title
+    assert section["text"]["text"] == (
+        f"{marker} Weekly (Fable) has used 95% of its quota.\n"
+        "Resets <!date^1784678400^{date_short_pretty} {time}|2026-07-22 00:00 UTC>."
+    )
+    assert [e["text"] for e in context["elements"]] == [
+        ":bulb: Switch to another model until it resets.",
+        "Account *alice*",
+    ]
+    assert message.text == (
+        "Weekly (Fable) at 95% for alice: Weekly (Fable) has used 95% of its quota. "
+        "Resets 2026-07-22 00:00 UTC."
+    )
+
+
+def test_alert_without_reset_or_advice() -> None:
+    alert = AlertMessage(
+        kind="incident_started", key="k", account="bob", title="t" * 400, text="Cannot read."
+    )
+
+    message = render_alert(alert)
+
+    assert_within_block_kit(message)
+    assert "Resets" not in shown(message)
