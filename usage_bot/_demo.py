@@ -1,21 +1,31 @@
 """``usage-bot demo``: the whole bot offline, against the simulated account, fast.
 
-Nothing needs configuring: a simulated usage endpoint runs on loopback, the real client
-and service read it, and the console shows what a team would see, in accelerated time.
+Nothing needs configuring: a simulated usage endpoint runs on loopback, and the real
+client, service, alert engine, state store and console destination run against it in
+accelerated time, so a newcomer sees the report, threshold alerts and a reset.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+import tempfile
+from pathlib import Path
 from typing import TextIO
 
 from usage_bot._app import build_core
 from usage_bot._clock import ScaledClock
 from usage_bot._config import Secret, Settings
 from usage_bot._report import build_report, format_percent
+from usage_bot._scheduler import AlertScheduler
+from usage_bot._service import UsageService
 from usage_bot._simulator import DEMO_TOKEN, SimulatedUpstream
 from usage_bot._terminal import render_report
+from usage_bot.frontends.console import ConsoleNotifier
+from usage_bot.state import open_store
 
+POLL_SECONDS = 180
+STATUS_EVERY = 4  # polls between status lines: one every 12 simulated minutes
 NEXT_STEPS = """\
 That was the demo. To watch your own quota:
   1. Log in with `claude` on this machine (or set CLAUDE_CODE_OAUTH_TOKEN), then run
@@ -30,36 +40,65 @@ async def run_demo(
     *, speed: float = 600.0, hours: float = 3.0, out: TextIO | None = None, width: int = 80
 ) -> int:
     out = out or sys.stdout
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="usage-bot: %(message)s")
     clock = ScaledClock(speed=speed)
-    async with SimulatedUpstream(clock=clock) as upstream:
-        settings = Settings(
-            oauth_token=Secret(DEMO_TOKEN),
-            api_base_url=upstream.url,
-            poll_seconds=180,
-            http_port=0,
-        )
-        core = build_core(settings, clock=clock, trust_env=False)
-        try:
-            print(
-                f"usage-bot demo: a simulated account, {speed:g}x faster than real time "
-                f"({hours:g} simulated hours). Ctrl-C stops it.\n",
-                file=out,
+    with tempfile.TemporaryDirectory(prefix="usage-bot-demo-") as folder:
+        async with SimulatedUpstream(clock=clock) as upstream:
+            settings = Settings(
+                oauth_token=Secret(DEMO_TOKEN),
+                api_base_url=upstream.url,
+                poll_seconds=POLL_SECONDS,
+                http_port=0,
+                state=str(Path(folder) / "demo.sqlite3"),
             )
-            end = clock.monotonic() + hours * 3600
-            first = True
-            while clock.monotonic() < end:
-                usage = await core.service.get("default")
-                now = clock.now()
-                report = build_report(usage, now)
-                if first:
-                    print(render_report(report, now=now, width=width), file=out)
-                    print(file=out)
-                    first = False
-                stamp = now.astimezone().strftime("%a %H:%M")
-                parts = " · ".join(f"{r.label} {format_percent(r.percent)}" for r in report.rows)
-                print(f"[{stamp}] {parts or report.error}", file=out)
-                await clock.sleep(settings.poll_seconds)
-        finally:
-            await core.aclose()
+            core = build_core(settings, clock=clock, trust_env=False)
+            store = await open_store(settings)
+            # The demo drives the polls itself, in simulated time; APScheduler would wait
+            # for real minutes.
+            scheduler = AlertScheduler(
+                settings=settings,
+                service=core.service,
+                store=store,
+                notifiers=[ConsoleNotifier(out)],
+                clock=clock,
+            )
+            try:
+                print(
+                    f"usage-bot demo: a simulated account, {speed:g}x faster than real time "
+                    f"({hours:g} simulated hours; alerts at 80 % and 95 %). Ctrl-C stops it.\n",
+                    file=out,
+                )
+                await _play(core.service, scheduler, clock, hours, out, width)
+            finally:
+                await scheduler.stop()
+                await store.close()
+                await core.aclose()
     print(f"\n{NEXT_STEPS}", file=out)
     return 0
+
+
+async def _play(
+    service: UsageService,
+    scheduler: AlertScheduler,
+    clock: ScaledClock,
+    hours: float,
+    out: TextIO,
+    width: int,
+) -> None:
+    end = clock.monotonic() + hours * 3600
+    polls = 0
+    while clock.monotonic() < end:
+        await scheduler.poll_once("default")
+        await scheduler.deliver_pending()
+        now = clock.now()
+        report = build_report(service.peek("default"), now)
+        if polls == 0:
+            print(render_report(report, now=now, width=width), file=out)
+            print(file=out)
+        elif polls % STATUS_EVERY == 0:
+            stamp = now.astimezone().strftime("%a %H:%M")
+            parts = " · ".join(f"{r.label} {format_percent(r.percent)}" for r in report.rows)
+            print(f"   [{stamp}] {parts or report.error}", file=out)
+        polls += 1
+        await clock.sleep(POLL_SECONDS)

@@ -179,4 +179,14 @@ def _state(settings: Settings) -> CheckResult:
 
 
 async def _chat(settings: Settings) -> list[CheckResult]:
-    return []
+    """Slack's and Discord's own checks, importing each SDK only when it is configured."""
+    results: list[CheckResult] = []
+    if settings.slack_enabled or settings.slack_webhook_url is not None:
+        from usage_bot.frontends.slack import doctor_checks as slack_checks
+
+        results.extend(await slack_checks(settings))
+    if settings.discord_enabled or settings.discord_webhook_url is not None:
+        from usage_bot.frontends.discord import doctor_checks as discord_checks
+
+        results.extend(await discord_checks(settings))
+    return results
