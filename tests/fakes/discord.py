@@ -485,6 +485,7 @@ class FakeDiscord:
             "POST /interactions/{interaction_id}/{interaction_token}/callback": (
                 self._interaction_callback
             ),
+            "GET /webhooks/{webhook_id}/{webhook_token}": self._get_webhook,
             "POST /webhooks/{webhook_id}/{webhook_token}": self._execute_webhook,
             "GET /webhooks/{webhook_id}/{webhook_token}/messages/@original": self._get_original,
             "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original": (
@@ -632,6 +633,24 @@ class FakeDiscord:
             }
             answer["resource"]["message"] = interaction.original
         return _json(answer)
+
+    async def _get_webhook(self, request: web.Request, body: Any) -> web.Response:
+        """Discord's "Get Webhook with Token": no bot token needed, no user in the answer."""
+        webhook_id = int(request.match_info["webhook_id"])
+        if (webhook_id, request.match_info["webhook_token"]) != (WEBHOOK_ID, WEBHOOK_TOKEN):
+            return _error(404, 10015)
+        return _json(
+            {
+                "id": str(WEBHOOK_ID),
+                "type": 1,
+                "guild_id": str(GUILD_ID),
+                "channel_id": str(CHANNEL_ID),
+                "name": "Claude usage",
+                "avatar": None,
+                "application_id": None,
+                "token": WEBHOOK_TOKEN,
+            }
+        )
 
     async def _execute_webhook(self, request: web.Request, body: Any) -> web.Response:
         webhook_id = int(request.match_info["webhook_id"])
