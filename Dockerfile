@@ -15,7 +15,8 @@ RUN /opt/usage-bot/bin/pip install --no-compile . \
 FROM python:3.11-slim
 # /data is writable by any user id (sticky, like /tmp): the container often runs with the
 # workstation user's id so that it can read ~/.claude, and the state file is 0600 itself.
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin usagebot \
+RUN groupadd --gid 10001 usagebot \
+ && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin usagebot \
  && mkdir -p /data /claude && chmod 1777 /data
 COPY --from=build /opt/usage-bot /opt/usage-bot
 ENV PATH=/opt/usage-bot/bin:$PATH \
@@ -25,7 +26,7 @@ ENV PATH=/opt/usage-bot/bin:$PATH \
     USAGE_BOT_STATE=/data/usage-bot.sqlite3 \
     USAGE_BOT_HTTP_HOST=0.0.0.0 \
     USAGE_BOT_HTTP_PORT=8080
-USER 10001
+USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8080

@@ -816,7 +816,7 @@ def next_steps_shown(out: str) -> bool:
 
 async def test_demo_runs_offline_with_nothing_configured(tmp_path: Path) -> None:
     machine = new_machine(tmp_path / "m")
-    result = await machine.run("demo", "--speed", "20000", "--hours", "2")
+    result = await machine.run("demo", "--speed", "3000", "--hours", "2")
     assert result.code == 0, result
     assert result.err == "", result
     assert result.seconds < 30
@@ -837,7 +837,7 @@ async def test_demo_runs_offline_even_with_a_proxy_in_the_environment(tmp_path: 
     machine = new_machine(
         tmp_path / "m", HTTP_PROXY=proxy, HTTPS_PROXY=proxy, ALL_PROXY=proxy, http_proxy=proxy
     )
-    result = await machine.run("demo", "--speed", "20000", "--hours", "2")
+    result = await machine.run("demo", "--speed", "3000", "--hours", "2")
     assert result.code == 0, result
     assert "Cannot reach" not in result.out
     assert "5-hour" in result.out

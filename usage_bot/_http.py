@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from usage_bot._exceptions import ConfigError
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -56,7 +58,18 @@ class HttpServer:
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            raise ConfigError(
+                [
+                    f"USAGE_BOT_HTTP_HOST={self._host} with USAGE_BOT_HTTP_PORT={self._port} "
+                    f"cannot be listened on ({exc.strerror or type(exc).__name__}): another "
+                    "program (another usage-bot?) may use the port; set a free port, or 0 to "
+                    "turn the HTTP server off."
+                ]
+            ) from None
         self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:

@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable
+from functools import partial
 from typing import TextIO
 
 import httpx
@@ -64,16 +66,29 @@ async def start(settings: Settings) -> int:
 
 
 async def run_bot(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
+    """Run until SIGTERM or SIGINT (or ``stop``), then stop within :data:`STOP_WITHIN`."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     bot = Bot(settings)
+    # A signal during start-up (a chat platform slow to connect) stops it too: starting
+    # may take longer than the 10 s a container gets.
+    starting = asyncio.ensure_future(bot.start())
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await bot.start()
-        await stop.wait()
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a failed start ends here, with its error
+            await stopping
+        else:
+            log.info("stopping before start-up finished")
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
         log.info("stopping")
     finally:
+        stopping.cancel()
         await bot.stop()
     return 0
 
@@ -119,7 +134,13 @@ class Bot:
 
             # Before the HTTP server starts: HTTP mode adds /slack/events to it.
             self.front_ends.append(
-                SlackFrontEnd(settings, service, clock=self.core.clock, http=self.http)
+                SlackFrontEnd(
+                    settings,
+                    service,
+                    clock=self.core.clock,
+                    http=self.http,
+                    on_command=partial(self.metrics.command_answered, "slack"),
+                )
             )
         if settings.discord_enabled:
             from usage_bot.frontends.discord import DiscordFrontEnd
@@ -155,12 +176,17 @@ class Bot:
         )
 
     async def _start_front_end(self, front_end: FrontEnd) -> None:
+        # Reported, and the others keep running; /healthz shows it as unwell.
         try:
             await front_end.start()
         except UsageBotError as exc:
-            # Reported, and the others keep running; /healthz shows it as unwell.
             self.not_started[front_end.name] = exc.message
             log.error("%s did not start: %s", front_end.name, exc.message)
+        except Exception as exc:
+            # A bug, or an SDK error not translated: still not a reason to stop the others.
+            reason = f"unexpected {type(exc).__name__}"
+            self.not_started[front_end.name] = reason
+            log.error("%s did not start (%s)", front_end.name, reason, exc_info=True)
 
     def _notifiers(self) -> list[Notifier]:
         notifiers: list[Notifier] = [n for f in self.front_ends for n in f.notifiers()]
@@ -207,18 +233,27 @@ class Bot:
         if self._stopped:
             return
         self._stopped = True
+        # Front ends and scheduler drain side by side (each gives its work in flight about
+        # 5 s), so that both fit in the time a container gets.
+        stopping: list[Awaitable[None]] = [f.stop() for f in self.front_ends]
+        if self.scheduler is not None:
+            stopping.append(self.scheduler.stop())  # closes the store too
         try:
             async with asyncio.timeout(STOP_WITHIN):
-                await asyncio.gather(*(f.stop() for f in self.front_ends), return_exceptions=True)
-                if self.scheduler is not None:
-                    await self.scheduler.stop()  # closes the store too
-                elif self.store is not None:
-                    await self.store.close()
+                results = await asyncio.gather(*stopping, return_exceptions=True)
+            for result in results:
+                if isinstance(result, Exception):
+                    log.warning("while stopping: unexpected %s", type(result).__name__)
         except TimeoutError:
             log.warning(
                 "stopping took over %.0f s; leaving the rest for the next start", STOP_WITHIN
             )
         finally:
+            if self.store is not None:
+                # Closing twice does nothing; this covers a scheduler that never started.
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(1.0):
+                        await self.store.close()
             if self.http is not None:
                 with contextlib.suppress(Exception):
                     await self.http.stop()

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -97,6 +98,8 @@ _WEBHOOK_GONE = frozenset(
 )
 _ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]{0,60}$")
 
+CommandOutcome = Literal["ok", "refused", "error"]
+
 
 # -- the command -------------------------------------------------------------------------
 
@@ -149,6 +152,8 @@ class SlackFrontEnd:
 
     Construct it before ``http`` starts (it adds its route then); :meth:`start` checks
     the tokens and connects, raising :class:`UsageBotError` with the fix when it cannot.
+    ``on_command`` hears of every command answered: its outcome and the seconds it took
+    to answer in full (the follow-up through ``response_url`` included), for metrics.
     """
 
     name = "slack"
@@ -160,12 +165,14 @@ class SlackFrontEnd:
         *,
         clock: Clock,
         http: HttpServer | None,
+        on_command: Callable[[CommandOutcome, float], None] | None = None,
     ) -> None:
         if settings.slack_bot_token is None:
             raise UsageBotError("The Slack front end needs SLACK_BOT_TOKEN: set the xoxb- token.")
         self._settings = settings
         self._service = service
         self._clock = clock
+        self._on_command_answered = on_command
         self._mode: Literal["socket", "http"] = "socket" if settings.slack_app_token else "http"
         if self._mode == "http" and (http is None or settings.slack_signing_secret is None):
             raise UsageBotError(
@@ -277,8 +284,11 @@ class SlackFrontEnd:
         if task is not None:
             self._answering.add(task)
             task.add_done_callback(self._answering.discard)
+        # Real elapsed time, not the injected clock: this is how long the user waited.
+        started = time.perf_counter()
+        outcome: CommandOutcome = "error"
         try:
-            await self._answer(ack, respond, command)
+            outcome = await self._answer(ack, respond, command)
         except Exception:
             log.exception("slack: answering %s failed", COMMAND)
             failed = render_notice(FAILED).payload("ephemeral")
@@ -286,29 +296,34 @@ class SlackFrontEnd:
                 await (ack(**failed) if ack.response is None else respond(**failed))
             except Exception:
                 log.warning("slack: could not tell the user that it failed", exc_info=True)
+        finally:
+            if self._on_command_answered is not None:
+                self._on_command_answered(outcome, time.perf_counter() - started)
 
-    async def _answer(self, ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
+    async def _answer(
+        self, ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]
+    ) -> CommandOutcome:
         user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
         refused = refusal(self._settings, user_id=user, channel_id=channel)
         if refused is not None:
             log.info("slack: refused %s to user %s in channel %s", COMMAND, user, channel)
             await ack(**render_notice(refused).payload("ephemeral"))
-            return
+            return "refused"
         accounts = self._service.accounts
         request = parse_command(str(command.get("text", "")), accounts)
         if request.help:
             await ack(**render_help(accounts, unknown=request.unknown).payload("ephemeral"))
-            return
+            return "ok"
         names = request.accounts or accounts
         shown: ResponseType = "in_channel" if request.shared else "ephemeral"
         if not any(self._service.would_fetch(name) for name in names):
             await ack(**self._render([self._service.peek(name) for name in names]).payload(shown))
-            return
+            return "ok"
         fetching = asyncio.ensure_future(asyncio.gather(*(self._service.get(n) for n in names)))
         done, _ = await asyncio.wait({fetching}, timeout=ANSWER_IN_ACK_WITHIN)
         if done:
             await ack(**self._render(fetching.result()).payload(shown))
-            return
+            return "ok"
         known = [self._service.peek(name) for name in names]
         if not request.shared and all(usage.snapshot is not None for usage in known):
             await ack(**self._render(known, pending=True).payload("ephemeral"))
@@ -317,6 +332,7 @@ class SlackFrontEnd:
             await ack(**render_notice(notice).payload("ephemeral"))
         usages = await fetching
         await respond(**self._render(usages).payload(shown))
+        return "ok"
 
     def _render(self, usages: Sequence[AccountUsage], *, pending: bool = False) -> SlackMessage:
         now = self._clock.now()

@@ -1,0 +1,296 @@
+"""The files that run the bot elsewhere: docker-compose.yml, the systemd unit, the
+Kubernetes manifest, the Dockerfile and .env.example, each checked for what it promises.
+
+The container itself is proven with ``container-check`` (see docs/container.md); this
+checks what can be checked without a container engine.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+
+Json = dict[str, Any]
+
+
+# -- docker-compose.yml ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> Json:
+    document = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert isinstance(document, dict)
+    return document
+
+
+def test_compose_runs_the_image_with_the_settings_the_login_and_the_data(compose: Json) -> None:
+    service = compose["services"]["usage-bot"]
+    assert service["image"]
+    assert (DEPLOY / service["build"] / "Dockerfile").is_file()
+    env_files = service["env_file"]
+    assert any(
+        Path(f).name == ".env" for f in ([env_files] if isinstance(env_files, str) else env_files)
+    )
+    volumes = service["volumes"]
+    claude = [v for v in volumes if v.split(":")[1:] == ["/claude", "ro"]]
+    assert claude, "the Claude login is mounted read-only at /claude"
+    assert service["environment"]["CLAUDE_CONFIG_DIR"] == "/claude"
+    data = [v for v in volumes if v.split(":")[1] == "/data"]
+    assert data
+    assert data[0].split(":")[0] in compose["volumes"], "the state is kept in a named volume"
+    assert service["environment"]["USAGE_BOT_STATE"].startswith("/data/")
+    assert service["restart"] in ("unless-stopped", "always", "on-failure")
+
+
+def test_compose_checks_health_with_usage_bot_health_and_stops_with_sigterm(
+    compose: Json,
+) -> None:
+    service = compose["services"]["usage-bot"]
+    test = service["healthcheck"]["test"]
+    assert test[0] in ("CMD", "CMD-SHELL")
+    assert "usage-bot health" in " ".join(test[1:])
+    assert service["stop_signal"] == "SIGTERM"
+    # The bot stops within 10 s; the grace period must not cut it short.
+    assert _seconds(service["stop_grace_period"]) >= 10
+    # Listening on all interfaces inside the container; published on loopback only.
+    assert service["environment"]["USAGE_BOT_HTTP_HOST"] == "0.0.0.0"
+    port = str(service["environment"]["USAGE_BOT_HTTP_PORT"])
+    assert f"127.0.0.1:{port}:{port}" in service["ports"]
+
+
+def _seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)(s|m)", duration)
+    assert match, duration
+    return int(match[1]) * (60 if match[2] == "m" else 1)
+
+
+# -- the systemd unit --------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    unit = (DEPLOY / "usage-bot@.service").read_text(encoding="utf-8")
+    assert re.search(r"^ExecStart=/opt/usage-bot/bin/usage-bot run$", unit, re.MULTILINE)
+    # verify checks that the program exists: use one that does, in an instance's name.
+    existing = shutil.which("true") or "/bin/true"
+    instance = tmp_path / "usage-bot@alice.service"
+    instance.write_text(
+        re.sub(r"^ExecStart=\S+", f"ExecStart={existing}", unit, flags=re.MULTILINE),
+        encoding="utf-8",
+    )
+
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(instance)],  # noqa: S607 - found on PATH above
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # It warns about unknown keys and bad values but exits 0: its output must be silent
+    # about our unit too.
+    about_ours = [line for line in result.stderr.splitlines() if instance.name in line]
+    assert result.returncode == 0, result.stderr
+    assert about_ours == []
+
+
+def test_the_systemd_unit_stops_with_sigterm_and_keeps_instances_apart() -> None:
+    unit = _unit_settings((DEPLOY / "usage-bot@.service").read_text(encoding="utf-8"))
+    assert unit["KillSignal"] == ["SIGTERM"]
+    assert int(unit["TimeoutStopSec"][0]) >= 10
+    assert unit["User"] == ["%i"]
+    # Each instance its own state directory: systemd hands a StateDirectory to the user
+    # of the unit that starts, so a shared one would change hands between instances.
+    assert "%i" in unit["StateDirectory"][0]
+    state = next(e for e in unit["Environment"] if e.startswith("USAGE_BOT_STATE="))
+    assert state.startswith(f"USAGE_BOT_STATE=/var/lib/{unit['StateDirectory'][0]}/")
+    assert unit["NoNewPrivileges"] == ["yes"]
+    assert unit["ProtectSystem"] == ["strict"]
+    assert unit["ProtectHome"] == ["read-only"]
+
+
+def _unit_settings(text: str) -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+# -- kubernetes.yaml ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def manifests() -> dict[str, list[Json]]:
+    text = (DEPLOY / "kubernetes.yaml").read_text(encoding="utf-8")
+    by_kind: dict[str, list[Json]] = {}
+    for document in yaml.safe_load_all(text):
+        if document is not None:
+            assert document["apiVersion"]
+            assert document["metadata"]["name"]
+            by_kind.setdefault(document["kind"], []).append(document)
+    return by_kind
+
+
+def test_kubernetes_has_a_deployment_a_secret_and_a_volume_claim(
+    manifests: dict[str, list[Json]],
+) -> None:
+    assert len(manifests["Deployment"]) == 1
+    assert manifests["Secret"]
+    assert len(manifests["PersistentVolumeClaim"]) == 1
+    deployment = manifests["Deployment"][0]
+    assert deployment["apiVersion"] == "apps/v1"
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    labels = spec["template"]["metadata"]["labels"]
+    assert spec["selector"]["matchLabels"].items() <= labels.items()
+    # Everything the pod names exists in the file.
+    pod = spec["template"]["spec"]
+    secrets = {s["metadata"]["name"] for s in manifests["Secret"]}
+    claim = manifests["PersistentVolumeClaim"][0]["metadata"]["name"]
+    for volume in pod["volumes"]:
+        if "secret" in volume:
+            assert volume["secret"]["secretName"] in secrets
+        if "persistentVolumeClaim" in volume:
+            assert volume["persistentVolumeClaim"]["claimName"] == claim
+    (container,) = pod["containers"]
+    for source in container.get("envFrom", []):
+        assert source["secretRef"]["name"] in secrets
+
+
+def test_kubernetes_probes_healthz_on_the_port_the_bot_listens_on(
+    manifests: dict[str, list[Json]],
+) -> None:
+    (container,) = manifests["Deployment"][0]["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["USAGE_BOT_HTTP_HOST"] == "0.0.0.0"
+    for probe in ("livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] == "/healthz", probe
+        port = get["port"]
+        assert port in ports, f"{probe} names port {port!r}, which the container lacks"
+        assert ports[port] == int(env["USAGE_BOT_HTTP_PORT"])
+
+
+def test_kubernetes_runs_as_non_root_with_the_login_read_only(
+    manifests: dict[str, list[Json]],
+) -> None:
+    pod = manifests["Deployment"][0]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/claude"]["readOnly"] is True
+    assert "/data" in mounts
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CLAUDE_CONFIG_DIR"] == "/claude"
+    assert env["USAGE_BOT_STATE"].startswith("/data/")
+
+
+# -- Dockerfile --------------------------------------------------------------------------
+
+
+def _final_stage() -> list[tuple[str, str]]:
+    """The last stage's instructions, as (INSTRUCTION, arguments), continuations joined."""
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    joined = re.sub(r"\\\n", " ", text)
+    instructions = [
+        (word.upper(), rest.strip())
+        for word, _, rest in (
+            line.strip().partition(" ")
+            for line in joined.splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        )
+    ]
+    last_from = max(i for i, (word, _) in enumerate(instructions) if word == "FROM")
+    assert last_from > 0, "a multi-stage build: the final stage starts from a slim base"
+    return instructions[last_from:]
+
+
+def test_dockerfile_runs_as_non_root_and_stops_and_checks_itself_properly() -> None:
+    stage = _final_stage()
+    found = dict(stage)
+    user = found["USER"].split(":")[0]
+    assert user not in ("", "0", "root")
+    entrypoint = found["ENTRYPOINT"]
+    assert entrypoint.startswith("["), "exec form, so that the bot gets the signals itself"
+    assert entrypoint.startswith('["usage-bot"')
+    assert found["STOPSIGNAL"] in ("SIGTERM", "15")
+    healthcheck = found["HEALTHCHECK"]
+    assert re.search(r'CMD \["usage-bot",\s*"health"\]', healthcheck)
+    assert found["VOLUME"] in ('["/data"]', "/data")
+    env = " ".join(args for word, args in stage if word == "ENV")
+    assert re.search(r"\bUSAGE_BOT_HTTP_HOST=0\.0\.0\.0\b", env)
+    assert re.search(r"\bCLAUDE_CONFIG_DIR=/claude\b", env)
+    assert re.search(r"\bUSAGE_BOT_STATE=/data/", env)
+    port = re.search(r"\bUSAGE_BOT_HTTP_PORT=(\d+)", env)
+    assert port
+    assert found["EXPOSE"] == port[1]
+
+
+def test_no_local_secret_or_state_goes_into_the_build_context() -> None:
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    for pattern in (".env", ".venv", "*.sqlite3*", ".git"):
+        assert pattern in ignored
+
+
+# -- .env.example ------------------------------------------------------------------------
+
+_VARIABLE = re.compile(r"^(?:CLAUDE|USAGE_BOT|SLACK|DISCORD)_[A-Z0-9_]+$")
+
+
+def variables_the_config_reads() -> set[str]:
+    """Every variable name written out in usage_bot/_config.py (the only module that
+    reads the environment), from its source."""
+    tree = ast.parse((ROOT / "usage_bot" / "_config.py").read_text(encoding="utf-8"))
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and _VARIABLE.match(node.value)
+    }
+
+
+def test_the_config_scan_finds_what_it_should() -> None:
+    found = variables_the_config_reads()
+    assert {"SLACK_BOT_TOKEN", "USAGE_BOT_HTTP_PORT", "DISCORD_GATEWAY_URL"} <= found
+    assert len(found) >= 30
+
+
+def test_env_example_lists_every_variable_with_a_comment_and_its_default() -> None:
+    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    listed = {
+        line.split("=", 1)[0]: n
+        for n, line in enumerate(lines)
+        if _VARIABLE.match(line.split("=", 1)[0])
+    }
+
+    missing = variables_the_config_reads() - listed.keys()
+
+    assert not missing, f".env.example lacks {sorted(missing)}"
+    for name, number in listed.items():
+        assert lines[number] == f"{name}=", f"{name} has a value in .env.example"
+        # The comment above it (a group of variables may share one).
+        above = number - 1
+        while above >= 0 and _VARIABLE.match(lines[above].split("=", 1)[0]):
+            above -= 1
+        comment: list[str] = []
+        while above >= 0 and lines[above].startswith("# ") and not lines[above].startswith("# ---"):
+            comment.insert(0, lines[above])
+            above -= 1
+        assert comment, f"{name} has no comment"
+        assert "default" in " ".join(comment).lower(), f"{name}'s comment gives no default"
