@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -100,6 +101,39 @@ async def test_rate_limit_then_success_after_retry_after(slack: FakeSlack) -> No
     assert time.monotonic() - started >= 1
     assert [call.failed for call in slack.calls] == [True, False]
     assert slack.posts == [{"channel": "C123", "text": "hello"}]
+
+
+async def test_a_delayed_call_answers_late_and_only_the_next_call_is_held(
+    slack: FakeSlack, web: AsyncWebClient
+) -> None:
+    slack.delay("chat.postMessage", 0.3)
+
+    started = time.monotonic()
+    await web.chat_postMessage(channel="C123", text="slow")
+    held_for = time.monotonic() - started
+    await web.chat_postMessage(channel="C123", text="quick")
+
+    assert held_for >= 0.3
+    assert slack.held == [("chat.postMessage", {"channel": "C123", "text": "slow"})]
+    assert [post["text"] for post in slack.posts] == ["slow", "quick"]
+
+
+@pytest.mark.parametrize(("accepted", "posted"), [(False, []), (True, ["held"])])
+async def test_a_client_that_hangs_up_on_a_held_call_posted_only_if_slack_accepted_it(
+    slack: FakeSlack, accepted: bool, posted: list[str]
+) -> None:
+    impatient = AsyncWebClient(token="xoxb-test", base_url=slack.api_url, timeout=1)
+    slack.delay("chat.postMessage", 30, accepted=accepted)
+
+    with pytest.raises(TimeoutError):
+        await impatient.chat_postMessage(channel="C123", text="held")
+    for _ in range(250):  # the fake notices a hang-up within a few ms
+        if slack.calls:
+            break
+        await asyncio.sleep(0.02)
+
+    assert [post["text"] for post in slack.posts] == posted
+    assert [call.status for call in slack.calls] == [200 if accepted else 499]
 
 
 @pytest.mark.parametrize(

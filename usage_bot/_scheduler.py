@@ -8,7 +8,9 @@ records one pending delivery per announcement and destination (see :mod:`usage_b
 for why that makes announcements exactly-once).
 
 Delivery is per destination, each in its own task, so one failing destination neither
-blocks nor duplicates the others. Within a destination, announcements go out in order:
+blocks nor duplicates the others; and a poll only wakes those tasks, never waits for
+them, so a slow chat platform does not hold up the polls (nor, through them, the
+alerts to the other destinations). Within a destination, announcements go out in order:
 
 - a :class:`~usage_bot._notify.DeliveryError` with ``retryable`` (or any unexpected error,
   or a post that takes over :data:`POST_TIMEOUT`) is retried with exponential back-off,
@@ -17,7 +19,10 @@ blocks nor duplicates the others. Within a destination, announcements go out in 
   message, which says the fix, and retried only every :data:`NOT_RETRYABLE_PAUSE`, in
   case someone fixes it;
 - an announcement whose moment has passed (a threshold alert after its window reset) is
-  dropped with a log line.
+  dropped with a log line;
+- a post that arrived but whose confirm cannot be written (the database locked or
+  failing) is remembered, and its confirm retried before anything else goes to that
+  destination: left to its lease, it would be posted again.
 
 Time (for the engine and the back-off) comes from the injected clock; APScheduler only
 decides when jobs run. Tests call :meth:`AlertScheduler.poll_once` and
@@ -58,6 +63,9 @@ MAX_RETRY_AFTER = 3600.0
 NOT_RETRYABLE_PAUSE = 3600.0
 DELIVERY_INTERVAL = 5.0
 PRUNE_INTERVAL = 3600.0
+# A scheduled poll that comes at most this early (or a quarter of the poll interval, if
+# less) for the account's next fetch waits for it rather than reuse the last answer.
+POLL_JITTER = 1.0
 # Of the 10 s a container gets after SIGTERM: time left for posts already under way.
 STOP_GRACE = 5.0
 
@@ -94,6 +102,9 @@ class AlertScheduler:
         self._polls: Counter[str] = Counter()
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[object]] = set()
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._wanted: set[str] = set()
+        self._unconfirmed: dict[str, Delivery] = {}
         self._stopping = False
         for notifier in notifiers:
             self.add_notifier(notifier)
@@ -245,14 +256,7 @@ class AlertScheduler:
 
     async def deliver_pending(self) -> None:
         """Post every delivery that is due, each destination on its own."""
-        for delivery in await self._store.expire(now=self._clock.now()):
-            self._dropped[delivery.destination] += 1
-            log.warning(
-                "gave up posting %s to %s: its moment passed (after %d attempt(s))",
-                delivery.key,
-                delivery.destination,
-                delivery.attempts,
-            )
+        await self._drop_expired()
         notifiers = list(self._notifiers.values())
         results = await asyncio.gather(
             *(self._deliver_to(n) for n in notifiers), return_exceptions=True
@@ -267,9 +271,54 @@ class AlertScheduler:
             elif isinstance(result, BaseException):
                 raise result
 
+    async def _drop_expired(self) -> None:
+        for delivery in await self._store.expire(now=self._clock.now()):
+            self._dropped[delivery.destination] += 1
+            log.warning(
+                "gave up posting %s to %s: its moment passed (after %d attempt(s))",
+                delivery.key,
+                delivery.destination,
+                delivery.attempts,
+            )
+
+    def _wake_deliveries(self) -> None:
+        """Have each destination's worker post what is due, without waiting for it."""
+        if self._stopping:
+            return
+        for name, notifier in self._notifiers.items():
+            self._wanted.add(name)
+            worker = self._workers.get(name)
+            if worker is None or worker.done():  # done: cancelled before it ever ran
+                self._workers[name] = asyncio.create_task(
+                    self._worker(notifier), name=f"usage-bot deliveries to {name}"
+                )
+
+    async def _worker(self, notifier: Notifier) -> None:
+        """Deliver to one destination for as long as it is woken; one per destination."""
+        name = notifier.name
+        async with self._tracked():
+            try:
+                while name in self._wanted and not self._stopping:
+                    self._wanted.discard(name)
+                    try:
+                        await self._deliver_to(notifier)
+                    except Exception as exc:  # noqa: BLE001 - the queue keeps them; say so
+                        log.error(
+                            "delivering alerts to %s failed (%s); they stay queued",
+                            name,
+                            type(exc).__name__,
+                        )
+            finally:
+                # With no await since the last look at _wanted, no wake-up is lost.
+                if self._workers.get(name) is asyncio.current_task():
+                    del self._workers[name]
+
     async def _deliver_to(self, notifier: Notifier) -> None:
         name = notifier.name
         async with self._locks[name]:
+            unconfirmed = self._unconfirmed.get(name)
+            if unconfirmed is not None and not await self._confirm(unconfirmed):
+                return
             while not self._stopping:
                 try:
                     delivery = await self._store.claim_next(
@@ -305,7 +354,28 @@ class AlertScheduler:
         self._failures[name] = 0
         if self._reported.pop(name, None) is not None:
             log.info("alerts reach %s again", name)
-        if not await self._store.confirm(delivery, now=self._clock.now()):
+        return await self._confirm(delivery)
+
+    async def _confirm(self, delivery: Delivery) -> bool:
+        """Write down that ``delivery`` arrived; False if that cannot be done now."""
+        name = delivery.destination
+        try:
+            confirmed = await self._store.confirm(delivery, now=self._clock.now())
+        except Exception as exc:  # noqa: BLE001 - retried before the destination's next post
+            if name not in self._unconfirmed:
+                log.warning(
+                    "%s reached %s but the state database cannot record it (%s: %s); "
+                    "recording it is retried before anything else is posted there",
+                    delivery.key,
+                    name,
+                    type(exc).__name__,
+                    exc,
+                )
+            self._unconfirmed[name] = delivery
+            return False
+        if self._unconfirmed.pop(name, None) is not None:
+            log.info("recorded that %s reached %s", delivery.key, name)
+        if not confirmed:
             log.warning("%s was also posted to %s by another process", delivery.key, name)
         return True
 
@@ -341,16 +411,27 @@ class AlertScheduler:
         async with self._tracked():
             if self._stopping:
                 return
+            # With a poll interval of 30 s or less the spacing is the poll interval: a poll
+            # that fires a few ms before the last fetch is that old would get the same
+            # answer again, and the account would be fetched every other poll only.
+            wait = self._service.due_in(account)
+            if 0 < wait <= min(POLL_JITTER, self._settings.poll_seconds / 4):
+                await asyncio.sleep(wait)
             try:
                 await self.poll_once(account)
             except Exception:
                 log.exception("the scheduled poll of %s failed", account)
-            await self._deliver_logged()
+            self._wake_deliveries()
 
     async def _deliver_job(self) -> None:
         async with self._tracked():
-            if not self._stopping:
-                await self._deliver_logged()
+            if self._stopping:
+                return
+            try:
+                await self._drop_expired()
+            except Exception:
+                log.exception("dropping alerts whose moment passed failed")
+            self._wake_deliveries()
 
     async def _prune_job(self) -> None:
         async with self._tracked():
@@ -363,12 +444,6 @@ class AlertScheduler:
             else:
                 if removed:
                     log.info("pruned %d old record(s) from the state database", removed)
-
-    async def _deliver_logged(self) -> None:
-        try:
-            await self.deliver_pending()
-        except Exception:
-            log.exception("delivering alerts failed")
 
     @asynccontextmanager
     async def _tracked(self) -> AsyncIterator[None]:

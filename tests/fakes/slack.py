@@ -8,7 +8,8 @@ One aiohttp server on 127.0.0.1 plays every part of Slack the bot talks to:
 - slash-command ``response_url``s, from ``response_url(tag)``.
 
 Everything it receives is kept for assertions. ``fail`` and ``fail_webhook`` make the
-next calls fail the way Slack does: 429 with ``Retry-After``, a 5xx, or ``ok: false``.
+next calls fail the way Slack does: 429 with ``Retry-After``, a 5xx, or ``ok: false``;
+``delay`` makes them slow, before or after Slack has acted on them.
 Waiting methods use events and queues, never sleeps, and each takes a ``timeout``: a
 fake that could wait forever would hang the test (hence the ``noqa: ASYNC109``).
 """
@@ -33,6 +34,7 @@ JsonObject: TypeAlias = dict[str, Any]
 
 _HOST = "127.0.0.1"
 _WEBHOOK_PATH = "/services/T000/B000/XXXX"
+_HANG_UP_CHECK = 0.02
 _DEBUG_INFO = {"host": "fake-slack", "build_number": 1, "approximate_connection_time": 18060}
 
 # What Slack's body says when a test only names the status.
@@ -63,6 +65,12 @@ class Ack:
     envelope_id: str
     body: JsonObject
     seconds: float
+
+
+@dataclass(frozen=True)
+class _Delay:
+    seconds: float
+    accepted: bool
 
 
 @dataclass(frozen=True)
@@ -111,10 +119,13 @@ class FakeSlack:
         self.acks: list[Ack] = []
         self.socket_messages: list[JsonObject] = []
         self.socket_connections = 0
+        # Calls being held by ``delay``, as ``(method, args)``, recorded when the hold begins.
+        self.held: list[tuple[str, JsonObject]] = []
         # The bot token's scopes, sent as Slack sends them (X-OAuth-Scopes); None sends none.
         self.scopes: list[str] | None = None
 
         self._failures: defaultdict[str, deque[_Failure]] = defaultdict(deque)
+        self._delays: defaultdict[str, deque[_Delay]] = defaultdict(deque)
         self._webhook_failures: deque[_Failure] = deque()
         self._channels_without_bot: set[str] = set()
         self._tickets: set[str] = set()
@@ -208,6 +219,20 @@ class FakeSlack:
         """
         failure = _Failure.build(status, error, retry_after, _API_ERRORS)
         self._failures[method].extend([failure] * _positive(times))
+
+    def delay(self, method: str, seconds: float, *, accepted: bool = False, times: int = 1) -> None:
+        """Make the next ``times`` calls to a Web API method take ``seconds`` to answer.
+
+        By default the call is held before Slack acts on it, as on a slow way to Slack: a
+        client that hangs up meanwhile has done nothing (the call is recorded as failed,
+        with status 499, as soon as it hangs up). With ``accepted``, Slack acts on the call
+        at once (a message is in the channel) and only the answer is held, so a client
+        that hangs up meanwhile never hears that it worked. Each held call is added to
+        ``held`` when its hold begins.
+        """
+        if seconds <= 0:
+            raise ValueError(f"a delay must be positive, not {seconds}")
+        self._delays[method].extend([_Delay(seconds, accepted)] * _positive(times))
 
     def fail_webhook(
         self,
@@ -332,6 +357,18 @@ class FakeSlack:
         method = request.match_info["method"]
         args = await _arguments(request)
         authorization = request.headers.get("Authorization")
+        delay = self._delays[method].popleft() if self._delays[method] else None
+        if delay is not None:
+            self.held.append((method, args))
+            if not delay.accepted and not await _hold(request, delay.seconds):
+                self.calls.append(Call(method, args, authorization, 499, failed=True))
+                return web.Response(status=499)
+        response = self._act(method, args, authorization)
+        if delay is not None and delay.accepted:
+            await _hold(request, delay.seconds)
+        return response
+
+    def _act(self, method: str, args: JsonObject, authorization: str | None) -> web.Response:
         if self._failures[method]:
             failure = self._failures[method].popleft()
             self.calls.append(Call(method, args, authorization, failure.status, failed=True))
@@ -503,6 +540,17 @@ async def _webhook_payload(request: web.Request) -> JsonObject | None:
     except ValueError:
         return None
     return payload if isinstance(payload, dict) else None
+
+
+async def _hold(request: web.Request, seconds: float) -> bool:
+    """Keep a request waiting for ``seconds``; False as soon as its client hangs up."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        # aiohttp does not cancel a handler whose client went away: look, every few ms.
+        if request.transport is None or request.transport.is_closing():
+            return False
+        await asyncio.sleep(min(_HANG_UP_CHECK, max(deadline - time.monotonic(), 0)))
+    return request.transport is not None and not request.transport.is_closing()
 
 
 def _token(authorization: str | None, args: JsonObject) -> str | None:

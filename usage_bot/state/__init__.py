@@ -20,6 +20,14 @@ not after a restart, a chat platform error or with two replicas sharing one data
 
 Deliveries to one destination go out in the order they were recorded: while the oldest
 waits for its retry, the later ones wait too, so "95 %" never arrives before "80 %".
+
+The one case that can still post twice: a poster that dies (``kill -9``, a power cut)
+after the platform accepted a post and before its confirm was written leaves a claim
+that, once its lease has passed, is posted again, as is a post the platform accepted
+after the poster gave up waiting (a timeout). Nothing on this side can tell such a post
+from one that never arrived; closing the gap needs the platform's help (an idempotency
+key, or a look in the channel for the announcement's key before posting it again).
+``tests/test_alert_delivery.py`` shows the crash case.
 """
 
 from __future__ import annotations
