@@ -36,6 +36,7 @@ from usage_bot._exceptions import UsageBotError
 from usage_bot._notify import AlertMessage, DeliveryError, Notifier
 from usage_bot._service import UsageService
 from usage_bot._simulator import SimulatedUpstream
+from usage_bot.frontends import CommandListener
 from usage_bot.frontends.discord import (
     SYNC_STATE_KEY,
     DiscordChannelNotifier,
@@ -134,10 +135,16 @@ async def running(
     *,
     store: KeyValueStore | None = None,
     service: UsageService | None = None,
+    on_command: CommandListener | None = None,
 ) -> AsyncIterator[tuple[DiscordFrontEnd, Core]]:
     core = build_core(settings, clock=clock)
     front = DiscordFrontEnd(
-        settings, service or core.service, clock=clock, store=store, guild_ready_timeout=0.01
+        settings,
+        service or core.service,
+        clock=clock,
+        store=store,
+        guild_ready_timeout=0.01,
+        on_command=on_command,
     )
     try:
         await front.start()
@@ -187,6 +194,29 @@ async def test_command_answers_at_once_from_the_cache_with_every_limit(
     assert embed["description"].startswith("Extra usage: 20.")
     assert embed["description"].endswith(" USD used of 100.00 USD")
     assert fake.identifies[0]["intents"] == 1  # guilds only: no privileged intent
+
+
+async def test_every_answer_is_reported_for_the_metrics(
+    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
+) -> None:
+    heard: list[tuple[str, float]] = []
+    both = asyncio.Event()
+
+    def listen(outcome: str, seconds: float) -> None:
+        heard.append((outcome, seconds))
+        if len(heard) == 2:
+            both.set()
+
+    settings = settings_for(DISCORD_ALLOWED_CHANNELS=str(CHANNEL_ID))
+    async with running(fake, settings, clock, on_command=listen):
+        await command(fake)
+        await fake.wait_until(lambda: len(fake.followups) == 1)
+        await fake.dispatch_command("claude-usage", channel_id=OTHER_CHANNEL)
+        # The bot reports after its answer is sent, so the fake sees nothing to wake on.
+        await asyncio.wait_for(both.wait(), timeout=3)
+
+    assert [outcome for outcome, _ in heard] == ["ok", "refused"]
+    assert all(0 <= seconds < 3 for _, seconds in heard)
 
 
 async def test_share_answers_publicly(

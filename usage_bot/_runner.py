@@ -152,6 +152,7 @@ class Bot:
                     clock=self.core.clock,
                     store=self.store,
                     guild_ready_timeout=self._guild_ready_timeout,
+                    on_command=partial(self.metrics.command_answered, "discord"),
                 )
             )
         if not self.front_ends:

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -48,6 +49,7 @@ from usage_bot._exceptions import UsageBotError
 from usage_bot._notify import AlertMessage, DeliveryError, Notifier
 from usage_bot._report import build_report
 from usage_bot._service import AccountUsage, UsageService
+from usage_bot.frontends import CommandListener, CommandOutcome, ReconnectGrace
 from usage_bot.frontends.discord_render import (
     ACCOUNT_DESCRIPTION,
     COMMAND,
@@ -198,6 +200,7 @@ class DiscordFrontEnd:
         clock: Clock,
         store: KeyValueStore | None = None,
         guild_ready_timeout: float = 2.0,
+        on_command: CommandListener | None = None,
     ) -> None:
         if settings.discord_bot_token is None:
             raise UsageBotError("The Discord front end needs DISCORD_BOT_TOKEN: set the bot token.")
@@ -219,7 +222,8 @@ class DiscordFrontEnd:
         self._gateway: asyncio.Task[None] | None = None
         self._running = False
         self._answering: set[asyncio.Task[Any]] = set()
-        self._down_since: float | None = None
+        self._grace = ReconnectGrace(clock, RECONNECT_GRACE)
+        self._on_command_answered = on_command
 
     async def start(self) -> None:
         if self._gateway is not None:
@@ -246,7 +250,7 @@ class DiscordFrontEnd:
             COMMAND,
             _place(self._guild),
         )
-        self._down_since = self._clock.monotonic()
+        self._grace.count_from_now()
         self._running = True
         self._gateway = asyncio.create_task(self._stay_connected(), name="discord-gateway")
 
@@ -269,13 +273,7 @@ class DiscordFrontEnd:
         if not self._running or self._gateway is None or self._gateway.done():
             return False
         ws: DiscordWebSocket | None = self._client.ws
-        if ws is not None and ws.open:
-            self._down_since = None
-            return True
-        now = self._clock.monotonic()
-        if self._down_since is None:
-            self._down_since = now
-        return now - self._down_since < RECONNECT_GRACE
+        return self._grace.healthy(ws is not None and ws.open)
 
     def notifiers(self) -> Sequence[Notifier]:
         return self._notifiers
@@ -428,18 +426,24 @@ class DiscordFrontEnd:
         if task is not None:
             self._answering.add(task)
             task.add_done_callback(self._answering.discard)
+        # Real elapsed time, not the injected clock: this is how long the user waited.
+        started = time.perf_counter()
+        outcome: CommandOutcome = "error"
         try:
-            await self._answer(interaction, share=share, account=account)
+            outcome = await self._answer(interaction, share=share, account=account)
         except Exception:
             log.exception("discord: answering /%s failed", COMMAND)
             await _say(interaction, FAILED)
+        finally:
+            if self._on_command_answered is not None:
+                self._on_command_answered(outcome, time.perf_counter() - started)
 
     async def _answer(
         self, interaction: discord.Interaction, *, share: bool, account: str | None
-    ) -> None:
+    ) -> CommandOutcome:
         if not self._running:
             await interaction.response.send_message(STOPPING, ephemeral=True)
-            return
+            return "refused"
         refused = self._refusal(interaction)
         if refused is not None:
             log.info(
@@ -450,7 +454,7 @@ class DiscordFrontEnd:
                 interaction.channel_id,
             )
             await interaction.response.send_message(refused, ephemeral=True)
-            return
+            return "refused"
         accounts = self._service.accounts
         names = list(accounts)
         if account is not None and account.strip():
@@ -458,7 +462,7 @@ class DiscordFrontEnd:
             if chosen is None:
                 text = unknown_account(account.strip(), accounts)
                 await interaction.response.send_message(text, ephemeral=True)
-                return
+                return "refused"
             names = [chosen]
         ephemeral = not share
         if not any(self._service.would_fetch(name) for name in names):
@@ -466,10 +470,11 @@ class DiscordFrontEnd:
             await interaction.response.send_message(
                 embeds=self._render(usages), ephemeral=ephemeral
             )
-            return
+            return "ok"
         await interaction.response.defer(ephemeral=ephemeral, thinking=True)
         usages = list(await asyncio.gather(*(self._service.get(name) for name in names)))
         await interaction.followup.send(embeds=self._render(usages), ephemeral=ephemeral)
+        return "ok"
 
     def _complete_account(
         self, interaction: discord.Interaction, current: str

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -44,6 +44,7 @@ from usage_bot._http import HttpServer
 from usage_bot._notify import AlertMessage, DeliveryError, Notifier
 from usage_bot._report import build_report
 from usage_bot._service import AccountUsage, UsageService
+from usage_bot.frontends import CommandListener, CommandOutcome, ReconnectGrace
 from usage_bot.frontends.slack_render import (
     COMMAND,
     FAILED,
@@ -97,8 +98,6 @@ _WEBHOOK_GONE = frozenset(
     {"no_service", "no_active_hooks", "invalid_token", "team_disabled", "channel_not_found"}
 )
 _ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]{0,60}$")
-
-CommandOutcome = Literal["ok", "refused", "error"]
 
 
 # -- the command -------------------------------------------------------------------------
@@ -165,7 +164,7 @@ class SlackFrontEnd:
         *,
         clock: Clock,
         http: HttpServer | None,
-        on_command: Callable[[CommandOutcome, float], None] | None = None,
+        on_command: CommandListener | None = None,
     ) -> None:
         if settings.slack_bot_token is None:
             raise UsageBotError("The Slack front end needs SLACK_BOT_TOKEN: set the xoxb- token.")
@@ -197,7 +196,7 @@ class SlackFrontEnd:
         self._handler: AsyncSocketModeHandler | None = None
         self._running = False
         self._answering: set[asyncio.Task[Any]] = set()
-        self._down_since: float | None = None
+        self._grace = ReconnectGrace(clock, RECONNECT_GRACE)
 
     @property
     def mode(self) -> Literal["socket", "http"]:
@@ -258,13 +257,7 @@ class SlackFrontEnd:
             return False
         if self._handler is None:
             return True
-        if _connected(self._handler.client):
-            self._down_since = None
-            return True
-        now = self._clock.monotonic()
-        if self._down_since is None:
-            self._down_since = now
-        return now - self._down_since < RECONNECT_GRACE
+        return self._grace.healthy(_connected(self._handler.client))
 
     def notifiers(self) -> Sequence[Notifier]:
         return self._notifiers
