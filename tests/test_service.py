@@ -113,6 +113,19 @@ async def test_a_short_poll_interval_shortens_the_spacing(
     assert len(fake.seen) == 2
 
 
+async def test_due_in_says_when_the_next_request_may_go(
+    settings: Settings, clock: FakeClock, fake: Upstream
+) -> None:
+    service = service_for(settings, clock, fake)
+    assert service.due_in("default") == 0
+    await service.get("default")
+    assert service.due_in("default") == 30
+    clock.advance(29.5)
+    assert service.due_in("default") == pytest.approx(0.5)
+    clock.advance(0.5)
+    assert service.due_in("default") == 0
+
+
 async def test_429_waits_as_retry_after_says_and_serves_the_last_values(
     settings: Settings, clock: FakeClock, fake: Upstream
 ) -> None:

@@ -114,6 +114,13 @@ class UsageService:
         state = self._state(account)
         return state.inflight is not None or self._clock.monotonic() >= state.next_allowed
 
+    def due_in(self, account: str) -> float:
+        """Seconds until :meth:`get` may ask the upstream again; 0 when it may now."""
+        state = self._state(account)
+        if state.inflight is not None:
+            return 0.0
+        return max(state.next_allowed - self._clock.monotonic(), 0.0)
+
     async def get(self, account: str) -> AccountUsage:
         """The freshest values the spacing rules allow; never raises for upstream trouble."""
         state = self._state(account)
