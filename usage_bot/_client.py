@@ -118,8 +118,10 @@ def _interpret(response: httpx.Response, body: bytes, now: datetime) -> dict[str
         raise UpstreamHTTPError(status)
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except ValueError:  # not JSON, not UTF-8, or a number over Python's 4300 digits
         raise UnexpectedResponse("the answer is not JSON") from None
+    except RecursionError:
+        raise UnexpectedResponse("the answer is nested too deeply") from None
     if not isinstance(data, dict):
         raise UnexpectedResponse("the answer is not a JSON object")
     return data
@@ -134,7 +136,7 @@ def _looks_like_html(response: httpx.Response, body: bytes) -> bool:
 def _mentions_scope(body: bytes) -> bool:
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return False
     error = data.get("error") if isinstance(data, dict) else None
     message = error.get("message") if isinstance(error, dict) else None

@@ -188,9 +188,13 @@ class _Reader:
         if path:
             try:
                 text = Path(path).expanduser().read_text(encoding="utf-8").strip()
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
+                # ValueError: the file is not UTF-8 text, or the path holds a NUL (.env).
+                reason: object = exc.strerror if isinstance(exc, OSError) else None
+                if isinstance(exc, UnicodeDecodeError):
+                    reason = "not text"
                 self.problems.append(
-                    f"{name}_FILE={path} cannot be read ({exc.strerror or exc}): point it at a "
+                    f"{name}_FILE={path} cannot be read ({reason or exc}): point it at a "
                     "readable file that holds only the secret."
                 )
                 return None

@@ -115,6 +115,8 @@ def _from_token_file(path: Path) -> Credentials:
         raise CredentialsMissing([source]) from None
     except OSError as exc:
         raise CredentialsUnreadable(str(path), exc.strerror or type(exc).__name__) from None
+    except UnicodeDecodeError:
+        raise CredentialsUnreadable(str(path), "not text") from None
     return _from_token(text, source)
 
 
@@ -157,7 +159,7 @@ def parse_credentials(text: str, where: str) -> Credentials:
         raise CredentialsMalformed(where, "is empty")
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # also a number over 4300 digits, or deep nesting
         raise CredentialsMalformed(
             where, "is not valid JSON (it may be half-written; the bot tries again)"
         ) from None
