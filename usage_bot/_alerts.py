@@ -33,6 +33,7 @@ The rules (PRODUCT.md, "Behaviour that users rely on"):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -291,8 +292,9 @@ def window_id(window: datetime | None) -> str:
     """A window's id in keys: its first ``resets_at`` rounded to the minute, in UTC."""
     if window is None:
         return "none"
-    rounded = (window + timedelta(seconds=30)).astimezone(UTC).replace(second=0, microsecond=0)
-    return rounded.strftime("%Y-%m-%dT%H:%MZ")
+    with contextlib.suppress(OverflowError):  # the calendar's last minute has no next one
+        window += timedelta(seconds=30)
+    return window.astimezone(UTC).replace(second=0, microsecond=0).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def highest_crossed(percent: float, thresholds: Sequence[float]) -> float:

@@ -251,9 +251,10 @@ def _timestamp(raw: object, where: str) -> datetime | None:
         raise UnexpectedResponse(f"{where} is {_type_name(raw)}, not a timestamp")
     try:
         parsed = datetime.fromisoformat(raw)
-    except ValueError:
+        # In UTC from here on; a time at the edge of the calendar may not fit in UTC.
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise UnexpectedResponse(f"{where} is not an ISO 8601 timestamp") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _type_name(value: object) -> str:
