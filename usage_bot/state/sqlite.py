@@ -130,6 +130,7 @@ class SQLiteStore:
         self._conn: sqlite3.Connection | None = connection
         self._lock = threading.Lock()
         self.path = path
+        self._inode = _inode(path)
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
@@ -388,7 +389,44 @@ class SQLiteStore:
         with self._lock:
             if self._conn is None:
                 raise StoreClosed("the state store is closed")
+            if self._inode is not None and _inode(self.path) != self._inode:
+                self._conn = self._recover(self._conn)
             return work(self._conn)
+
+    def _recover(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        """The file at the path is gone or another one: an open connection would go on
+        writing to an unlinked file, and the next start would forget every announcement.
+        Put what this connection holds back at the path (or, if another file now stands
+        there, use that one), and carry on with a connection to it."""
+        if _inode(self.path) is None:
+            log.error(
+                "USAGE_BOT_STATE=%s was deleted while the bot ran; writing the alert state "
+                "back to it",
+                self.path,
+            )
+            _create_private(Path(self.path))
+            conn.execute("VACUUM INTO ?", (self.path,))
+        else:
+            log.warning(
+                "USAGE_BOT_STATE=%s was replaced by another file while the bot ran; using it",
+                self.path,
+            )
+        conn.close()
+        fresh = SQLiteStore.open_blocking(self.path)
+        self._inode = fresh._inode
+        replacement = fresh._conn
+        assert replacement is not None
+        return replacement
+
+
+def _inode(path: str) -> int | None:
+    """The file's identity, to notice it deleted or replaced; None for none (or memory)."""
+    if path == ":memory:":
+        return None
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
 
 
 def _create_private(path: Path) -> None:
