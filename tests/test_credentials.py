@@ -189,7 +189,7 @@ def test_each_broken_file_has_its_own_message(
 
 def test_a_file_that_is_not_text_is_unreadable(tmp_path: Path, clock: FakeClock) -> None:
     (tmp_path / ".credentials.json").write_bytes(b"\xff\xfe\x00binary")
-    with pytest.raises(CredentialsUnreadable):
+    with pytest.raises(CredentialsUnreadable, match=r"not text.*log in again"):
         loader(Settings(claude_config_dir=tmp_path)).load(clock.now())
 
 
@@ -214,6 +214,26 @@ def test_named_accounts_read_only_their_own_path(tmp_path: Path, clock: FakeCloc
     assert (alice.token.reveal(), bob.token.reveal()) == ("sk-ant-oat01-alice", "sk-ant-oat01-bob")
     with pytest.raises(CredentialsMissing):
         loader(settings, name="carol", path=tmp_path / "carol").load(clock.now())
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "expired"), [("-1e300", True), ("1e300", False), ("NaN", None)]
+)
+def test_an_expiry_off_the_calendar(
+    tmp_path: Path, clock: FakeClock, expires_at: str, expired: bool | None
+) -> None:
+    (tmp_path / ".credentials.json").write_text(
+        '{"claudeAiOauth": {"accessToken": "t", "expiresAt": ' + expires_at + "}}"
+    )
+    load = loader(Settings(claude_config_dir=tmp_path)).load
+    if expired is None:
+        with pytest.raises(CredentialsMalformed, match="expiresAt"):
+            load(clock.now())
+    elif expired:
+        with pytest.raises(CredentialsExpired):
+            load(clock.now())
+    else:
+        assert load(clock.now()).token.reveal() == "t"
 
 
 def test_the_loader_never_writes(claude_dir: Path, clock: FakeClock) -> None:

@@ -472,7 +472,7 @@ UPSTREAM_ROWS = [
     Row(
         id="upstream-reset-mid-body",
         fault="the connection is cut in the middle of the body",
-        user_sees=("Cannot reach 127.0.0.1; check this machine's network",),
+        user_sees=("The connection to 127.0.0.1 broke off mid-answer",),
         alerts=WHEN_IT_LASTS,
         begin=_outage(fault(cut_mid_body=True)),
     ),

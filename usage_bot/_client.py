@@ -79,6 +79,8 @@ class UsageClient:
             raise UpstreamTimeout() from None
         except httpx.DecodingError:
             raise UnexpectedResponse("the answer could not be decoded") from None
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            raise UpstreamUnreachable(self._host, mid_answer=True) from None
         except httpx.HTTPError:
             raise UpstreamUnreachable(self._host) from None
         return _interpret(response, body, now)

@@ -128,9 +128,10 @@ def _read_file(path: Path) -> Credentials | None:
         return None
     except IsADirectoryError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
-        raise CredentialsUnreadable(str(path), reason) from None
+    except OSError as exc:
+        raise CredentialsUnreadable(str(path), exc.strerror or type(exc).__name__) from None
+    except UnicodeDecodeError:
+        raise CredentialsUnreadable(str(path), "not text") from None
     return parse_credentials(text, str(path))
 
 
@@ -174,7 +175,9 @@ def parse_credentials(text: str, where: str) -> Credentials:
     if not token.strip():
         raise CredentialsEmpty(where)
     expires = oauth.get("expiresAt")
-    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
+    if expires is not None and (
+        isinstance(expires, bool) or not isinstance(expires, int | float) or expires != expires
+    ):
         raise CredentialsMalformed(where, "has an expiresAt that is not a number")
     scopes = oauth.get("scopes")
     if scopes is not None and (
@@ -192,7 +195,8 @@ def parse_credentials(text: str, where: str) -> Credentials:
 
 
 def _from_epoch_ms(ms: float) -> datetime:
+    """An expiry off the calendar counts as its nearer end: far past is expired."""
     try:
         return datetime.fromtimestamp(ms / 1000, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        return datetime.max.replace(tzinfo=UTC)
+        return (datetime.min if ms < 0 else datetime.max).replace(tzinfo=UTC)

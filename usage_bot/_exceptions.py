@@ -81,10 +81,14 @@ class CredentialsUnreadable(CredentialsError):
     code = "credentials_unreadable"
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(
-            f"Cannot read the Claude login at {path} ({reason}); make it readable by the "
-            "user the bot runs as (for a container, mount ~/.claude read-only)."
-        )
+        if reason == "not text":
+            fix = f"{LOGIN_AGAIN} so Claude Code rewrites it"
+        else:
+            fix = (
+                "make it readable by the user the bot runs as (for a container, mount "
+                "~/.claude read-only)"
+            )
+        super().__init__(f"Cannot read the Claude login at {path} ({reason}); {fix}.")
 
 
 class CredentialsMalformed(CredentialsError):
@@ -149,6 +153,8 @@ class RateLimited(UpstreamError):
         self.retry_after = retry_after
         if retry_after is None:
             wait = "later"
+        elif retry_after < 30:
+            wait = "shortly"  # never sooner than the usual 30 s spacing, whatever it says
         elif retry_after < 90:
             wait = f"in {max(0, round(retry_after))} s"
         else:
@@ -192,8 +198,12 @@ class UpstreamTimeout(UpstreamError):
 class UpstreamUnreachable(UpstreamError):
     code = "upstream_unreachable"
 
-    def __init__(self, host: str) -> None:
-        super().__init__(f"Cannot reach {host}; check this machine's network (and proxy settings).")
+    def __init__(self, host: str, *, mid_answer: bool = False) -> None:
+        if mid_answer:
+            message = f"The connection to {host} broke off mid-answer; the bot tries again."
+        else:
+            message = f"Cannot reach {host}; check this machine's network (and proxy settings)."
+        super().__init__(message)
 
 
 class ChallengePage(UpstreamError):

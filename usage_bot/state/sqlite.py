@@ -431,7 +431,7 @@ def _inode(path: str) -> int | None:
 
 def _create_private(path: Path) -> None:
     """Create the file readable by its owner only; an existing file keeps its mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(fd)
 
