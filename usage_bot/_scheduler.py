@@ -35,6 +35,7 @@ import asyncio
 import logging
 import os
 import socket
+import sqlite3
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -419,6 +420,15 @@ class AlertScheduler:
                 await asyncio.sleep(wait)
             try:
                 await self.poll_once(account)
+            except sqlite3.Error as exc:
+                # A locked or read-only database is the operator's to fix, not a bug: one
+                # sentence, and the next poll catches up.
+                log.error(
+                    "the poll of %s could not be recorded in USAGE_BOT_STATE (%s); the next "
+                    "poll tries again",
+                    account,
+                    exc,
+                )
             except Exception:
                 log.exception("the scheduled poll of %s failed", account)
             self._wake_deliveries()
