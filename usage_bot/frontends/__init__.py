@@ -5,11 +5,16 @@ SDKs are imported only inside their own modules.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Literal, Protocol
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, Protocol
 
 from usage_bot._clock import Clock
 from usage_bot._notify import Notifier
+
+log = logging.getLogger(__name__)
 
 CommandOutcome = Literal["ok", "refused", "error"]
 CommandListener = Callable[[CommandOutcome, float], None]
@@ -62,3 +67,50 @@ class FrontEnd(Protocol):
     def notifiers(self) -> Sequence[Notifier]:
         """The alert destinations this front end offers (may be empty)."""
         ...
+
+
+class Answers:
+    """The ``/claude-usage`` answers under way in a front end.
+
+    :meth:`run` answers one command: the user hears one sentence whatever goes wrong,
+    and the listener hears the outcome and how long the user waited (real time, not the
+    injected clock). :meth:`finish` lets the answers under way end when the front end
+    stops, cancelling those that take longer than the grace.
+    """
+
+    def __init__(self, listener: CommandListener | None) -> None:
+        self._listener = listener
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(
+        self,
+        answer: Awaitable[CommandOutcome],
+        *,
+        failed: Callable[[], Awaitable[None]],
+        platform: str,
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        started = time.perf_counter()
+        outcome: CommandOutcome = "error"
+        try:
+            outcome = await answer
+        except Exception:
+            log.exception("%s: answering /claude-usage failed", platform)
+            try:
+                await failed()
+            except Exception:
+                log.warning("%s: could not tell the user that it failed", platform, exc_info=True)
+        finally:
+            if self._listener is not None:
+                self._listener(outcome, time.perf_counter() - started)
+
+    async def finish(self, grace: float) -> None:
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(self._tasks, timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)

@@ -30,7 +30,6 @@ import json
 import logging
 import math
 import re
-import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -49,7 +48,7 @@ from usage_bot._exceptions import UsageBotError
 from usage_bot._notify import AlertMessage, DeliveryError, Notifier
 from usage_bot._report import build_report
 from usage_bot._service import AccountUsage, UsageService
-from usage_bot.frontends import CommandListener, CommandOutcome, ReconnectGrace
+from usage_bot.frontends import Answers, CommandListener, CommandOutcome, ReconnectGrace
 from usage_bot.frontends.discord_render import (
     ACCOUNT_DESCRIPTION,
     COMMAND,
@@ -221,9 +220,8 @@ class DiscordFrontEnd:
         self._notifiers = discord_notifiers(settings)
         self._gateway: asyncio.Task[None] | None = None
         self._running = False
-        self._answering: set[asyncio.Task[Any]] = set()
+        self._answers = Answers(on_command)
         self._grace = ReconnectGrace(clock, RECONNECT_GRACE)
-        self._on_command_answered = on_command
 
     async def start(self) -> None:
         if self._gateway is not None:
@@ -256,11 +254,7 @@ class DiscordFrontEnd:
 
     async def stop(self) -> None:
         self._running = False
-        if self._answering:
-            _, late = await asyncio.wait(self._answering, timeout=STOP_GRACE)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        await self._answers.finish(STOP_GRACE)
         await self._client.close()
         if self._gateway is not None:
             # Closing ends the connection loop, unless it sleeps before a reconnect.
@@ -422,21 +416,11 @@ class DiscordFrontEnd:
     async def _on_command(
         self, interaction: discord.Interaction, *, share: bool, account: str | None
     ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._answering.add(task)
-            task.add_done_callback(self._answering.discard)
-        # Real elapsed time, not the injected clock: this is how long the user waited.
-        started = time.perf_counter()
-        outcome: CommandOutcome = "error"
-        try:
-            outcome = await self._answer(interaction, share=share, account=account)
-        except Exception:
-            log.exception("discord: answering /%s failed", COMMAND)
-            await _say(interaction, FAILED)
-        finally:
-            if self._on_command_answered is not None:
-                self._on_command_answered(outcome, time.perf_counter() - started)
+        await self._answers.run(
+            self._answer(interaction, share=share, account=account),
+            failed=lambda: _say(interaction, FAILED),
+            platform="discord",
+        )
 
     async def _answer(
         self, interaction: discord.Interaction, *, share: bool, account: str | None

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -44,7 +43,7 @@ from usage_bot._http import HttpServer
 from usage_bot._notify import AlertMessage, DeliveryError, Notifier
 from usage_bot._report import build_report
 from usage_bot._service import AccountUsage, UsageService
-from usage_bot.frontends import CommandListener, CommandOutcome, ReconnectGrace
+from usage_bot.frontends import Answers, CommandListener, CommandOutcome, ReconnectGrace
 from usage_bot.frontends.slack_render import (
     COMMAND,
     FAILED,
@@ -171,7 +170,6 @@ class SlackFrontEnd:
         self._settings = settings
         self._service = service
         self._clock = clock
-        self._on_command_answered = on_command
         self._mode: Literal["socket", "http"] = "socket" if settings.slack_app_token else "http"
         if self._mode == "http" and (http is None or settings.slack_signing_secret is None):
             raise UsageBotError(
@@ -195,7 +193,7 @@ class SlackFrontEnd:
         self._notifiers = slack_notifiers(settings)
         self._handler: AsyncSocketModeHandler | None = None
         self._running = False
-        self._answering: set[asyncio.Task[Any]] = set()
+        self._answers = Answers(on_command)
         self._grace = ReconnectGrace(clock, RECONNECT_GRACE)
 
     @property
@@ -246,11 +244,7 @@ class SlackFrontEnd:
         handler, self._handler = self._handler, None
         if handler is not None:
             await handler.close_async()  # type: ignore[no-untyped-call]
-        if self._answering:
-            _, late = await asyncio.wait(self._answering, timeout=STOP_GRACE)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        await self._answers.finish(STOP_GRACE)
 
     def healthy(self) -> bool:
         if not self._running:
@@ -273,25 +267,13 @@ class SlackFrontEnd:
     async def _on_command(
         self, ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]
     ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._answering.add(task)
-            task.add_done_callback(self._answering.discard)
-        # Real elapsed time, not the injected clock: this is how long the user waited.
-        started = time.perf_counter()
-        outcome: CommandOutcome = "error"
-        try:
-            outcome = await self._answer(ack, respond, command)
-        except Exception:
-            log.exception("slack: answering %s failed", COMMAND)
-            failed = render_notice(FAILED).payload("ephemeral")
-            try:
-                await (ack(**failed) if ack.response is None else respond(**failed))
-            except Exception:
-                log.warning("slack: could not tell the user that it failed", exc_info=True)
-        finally:
-            if self._on_command_answered is not None:
-                self._on_command_answered(outcome, time.perf_counter() - started)
+        async def failed() -> None:
+            notice = render_notice(FAILED).payload("ephemeral")
+            await (ack(**notice) if ack.response is None else respond(**notice))
+
+        await self._answers.run(
+            self._answer(ack, respond, command), failed=failed, platform="slack"
+        )
 
     async def _answer(
         self, ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]
