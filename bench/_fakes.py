@@ -23,7 +23,7 @@ from usage_bot._simulator import SimulatedUpstream
 # What the benchmark calls a realistic upstream: the usage endpoint answers in ~300 ms.
 UPSTREAM_LATENCY = 0.3
 SIGNING_SECRET = "bench-signing-secret-0123456789ab"  # noqa: S105 - a fake, for the fake
-BOT_TOKEN = "xoxb-1111111111-2222222222-benchbenchbenchbenchbench"  # noqa: S105
+BOT_TOKEN = "xoxb-bench-not-a-real-token-benchbenchbench"  # noqa: S105
 APP_TOKEN = "xapp-1-A0APP-3333333333-bench0123456789bench0123456789"  # noqa: S105
 ALERT_CHANNEL = "C0ALERTS"
 

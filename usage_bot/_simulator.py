@@ -19,7 +19,7 @@ from aiohttp import web
 
 from usage_bot._clock import Clock
 
-DEMO_TOKEN = "sk-ant-oat01-demo-token-not-a-real-one-0000000000"  # noqa: S105 - a fake
+DEMO_TOKEN = "sk-ant-demo-token-not-a-real-one-0000000000"  # noqa: S105 - a fake
 FIVE_HOURS = timedelta(hours=5)
 WEEK = timedelta(days=7)
 
