@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.slack import FakeSlack
 from usage_bot._clock import FakeClock
 from usage_bot._config import Settings, load_settings
 from usage_bot._simulator import SimulatedUpstream
@@ -70,6 +71,13 @@ def make_settings(claude_dir: Path, tmp_path: Path) -> Callable[..., Settings]:
         return load_settings(base, dotenv_path=None)
 
     return make
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """The local fake of Slack: Web API, webhooks, response_url and Socket Mode."""
+    async with FakeSlack() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -322,12 +321,6 @@ def _posted_windows(slack: FakeSlack) -> Counter[int]:
         assert found, post
         posted[int(found[1])] += 1
     return posted
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
 
 
 async def test_sigkill_at_random_moments_around_alert_posts(

@@ -68,12 +68,6 @@ async def eventually(condition: Callable[[], object], *, within: float = 5.0) ->
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 def settings_for(
     make_settings: MakeSettings, slack: FakeSlack, upstream: SimulatedUpstream
 ) -> MakeSettings:

@@ -54,12 +54,6 @@ MakeSettings = Callable[..., Settings]
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        yield slack
-
-
-@pytest.fixture
 def settings_for(
     make_settings: MakeSettings, slack: FakeSlack, upstream: SimulatedUpstream
 ) -> MakeSettings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -42,12 +42,6 @@ ALERT = AlertMessage(
 )
 
 MakeSettings = Callable[..., Settings]
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as slack:
-        yield slack
 
 
 @pytest.fixture
