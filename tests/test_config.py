@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,35 @@ def test_a_short_poll_interval_warns_and_shortens_the_spacing() -> None:
     s = load(USAGE_BOT_POLL_SECONDS="5")
     assert s.min_fetch_interval == 5
     assert any("USAGE_BOT_POLL_SECONDS" in w for w in s.warnings)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("24h", timedelta(hours=24)),
+        ("90m", timedelta(minutes=90)),
+        ("2d", timedelta(days=2)),
+        ("45s", timedelta(seconds=45)),
+        ("3600", timedelta(hours=1)),
+        ("0", timedelta(0)),
+        ("never", None),
+        ("NEVER", None),
+    ],
+)
+def test_the_expired_login_alert_delay_is_a_duration_or_never(
+    raw: str, expected: timedelta | None
+) -> None:
+    settings = load_settings({"USAGE_BOT_EXPIRED_LOGIN_ALERT_AFTER": raw}, dotenv_path=None)
+    assert settings.expired_login_alert_after == expected
+
+
+def test_the_expired_login_alert_delay_defaults_to_a_day() -> None:
+    assert load_settings({}, dotenv_path=None).expired_login_alert_after == timedelta(hours=24)
+
+
+@pytest.mark.parametrize("raw", ["soon", "-1h", "1w", "24 hours", "9999d"])
+def test_a_bad_expired_login_alert_delay_names_the_variable_and_the_fix(raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"USAGE_BOT_EXPIRED_LOGIN_ALERT_AFTER": raw}, dotenv_path=None)
+    assert "USAGE_BOT_EXPIRED_LOGIN_ALERT_AFTER" in caught.value.message
+    assert "24h" in caught.value.message

@@ -382,8 +382,10 @@ async def test_sigkill_at_random_moments_around_alert_posts(
             return sum(1 for row in _snapshot(state) if row[1].startswith("slack:"))
 
         for i in range(ITERATIONS):
+            # A limit of its own each time: one window after another of the same limit at
+            # 96 % would be one window with a moved end (PRODUCT.md, "Windows").
             upstream.payload = {
-                "five_hour": {"utilization": 96.0, "resets_at": windows[i].isoformat()}
+                f"seven_day_w{i}": {"utilization": 96.0, "resets_at": windows[i].isoformat()}
             }
             plan = rng.choice(["held before Slack acts", "held after Slack acts", "not held"])
             if plan != "not held":
@@ -415,8 +417,9 @@ async def test_sigkill_at_random_moments_around_alert_posts(
             kills.append(f"{plan}: {len(left)} claim(s) left, {len(new)} newly posted unconfirmed")
             _lapse_leases(state)
 
+        last = ITERATIONS - 1
         upstream.payload = {
-            "five_hour": {"utilization": 96.0, "resets_at": windows[ITERATIONS - 1].isoformat()}
+            f"seven_day_w{last}": {"utilization": 96.0, "resets_at": windows[last].isoformat()}
         }
         asked = len(upstream.requests)
         process = await start()
@@ -444,9 +447,10 @@ async def test_sigkill_at_random_moments_around_alert_posts(
 
 
 def _epoch_of(key: str, windows: list[datetime]) -> int:
-    # threshold:default:five_hour:2026-07-20T13:05Z:95 -> the window resetting then
-    minute = key.split(":five_hour:")[1].rsplit(":", 1)[0]
-    when = datetime.strptime(minute, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
+    # threshold:default:seven_day_w3:2026-07-20T13:05Z:95 -> the window resetting then
+    found = re.search(r":(\d{4}-\d\d-\d\dT\d\d:\d\dZ)(?:~\d+)?:", key)
+    assert found, key
+    when = datetime.strptime(found[1], "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
     return next(int(w.timestamp()) for w in windows if abs(w - when) <= timedelta(minutes=1))
 
 

@@ -299,7 +299,7 @@ async def test_two_processes_sharing_one_state_file_post_each_alert_once(
     assert summary(arrived) == CLIMB
 
 
-async def test_expired_credentials_give_one_alert_with_the_fix_and_one_when_fixed(
+async def test_a_login_expired_for_a_day_gives_one_alert_with_the_fix_and_one_when_fixed(
     home: Path, clock: FakeClock, upstream: Upstream, slack: Destination
 ) -> None:
     upstream.percent = 20
@@ -307,6 +307,10 @@ async def test_expired_credentials_give_one_alert_with_the_fix_and_one_when_fixe
     try:
         await bot.step(clock)
         write_credentials(home / "alice", expires_at=clock.now() - timedelta(minutes=1))
+        for _ in range(5):
+            await bot.step(clock)
+        assert slack.posted == []  # a night without Claude Code is not an incident
+        clock.advance(24 * 3600)
         for _ in range(5):
             await bot.step(clock)
         write_credentials(home / "alice", expires_at=clock.now() + timedelta(hours=8))
@@ -572,8 +576,9 @@ async def _scenario(home: Path, actions: list[Usage | Failing | Restart]) -> Non
     upstream.resets_at = T0 + timedelta(days=7)
     destinations = [Destination("a"), Destination("b")]
     expected: list[str] = []
-    levels: dict[datetime, float] = {}
-    window: datetime | None = None
+    levels: dict[str, float] = {}
+    window: str | None = None  # the current window's id in keys
+    last_percent: float | None = None
     bot = await start_bot(home, clock, upstream, *destinations)
     try:
         for action in actions:
@@ -591,13 +596,23 @@ async def _scenario(home: Path, actions: list[Usage | Failing | Restart]) -> Non
             if action.new_window:
                 upstream.resets_at += timedelta(days=7)
             upstream.percent = action.percent
-            if window is not None and upstream.resets_at != window and levels.get(window):
-                expected.append(f"reset:alice:five_hour:{window_id(window)}")
-            window = upstream.resets_at
+            # PRODUCT.md, "Windows": a new window when the percent falls by more than a
+            # point; a moved end at a percent that did not fall is the same window.
+            fell = last_percent is not None and action.percent < last_percent - 1
+            if window is None or fell:
+                if window is not None and levels.get(window):
+                    expected.append(f"reset:alice:five_hour:{window}")
+                base = window_id(upstream.resets_at)
+                if window is not None and window.split("~")[0] == base:
+                    serial = int(window.partition("~")[2] or 0) + 1
+                    window = f"{base}~{serial}"
+                else:
+                    window = base
+            last_percent = action.percent
             level = highest_crossed(action.percent, (80.0, 95.0))
             if level > levels.get(window, 0):
                 levels[window] = level
-                expected.append(f"threshold:alice:five_hour:{window_id(window)}:{level:g}")
+                expected.append(f"threshold:alice:five_hour:{window}:{level:g}")
             await bot.step(clock)
         for _ in range(200):
             if not await bot.store.pending():

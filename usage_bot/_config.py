@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal, TypeVar, cast
 from urllib.parse import urlsplit
@@ -83,6 +84,8 @@ class Settings:
     poll_seconds: int = 180
     thresholds: tuple[float, ...] = (80.0, 95.0)
     reset_announce: ResetAnnounce = "alerted"
+    # None: an expired login is never an incident ("never").
+    expired_login_alert_after: timedelta | None = timedelta(hours=24)
     state: str = "./usage-bot.sqlite3"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -247,6 +250,13 @@ class _Reader:
                 cast(Callable[[str], ResetAnnounce], _choice(("alerted", "always", "never"))),
                 "alerted",
                 "use one of alerted, always, never.",
+            ),
+            expired_login_alert_after=self.value(
+                "USAGE_BOT_EXPIRED_LOGIN_ALERT_AFTER",
+                _duration_or_never,
+                cast(timedelta | None, timedelta(hours=24)),
+                "use a duration such as 24h, 90m or 2d (plain numbers are seconds), 0 for at "
+                "once, or never.",
             ),
             state=self.value(
                 "USAGE_BOT_STATE",
@@ -460,6 +470,25 @@ def _poll_seconds(raw: str) -> int:
     if value < 1:
         raise ValueError("under 1")
     return value
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(raw: str) -> timedelta:
+    """``90s``, ``15m``, ``24h``, ``7d`` or plain seconds."""
+    found = _DURATION.match(raw.strip().lower())
+    if found is None:
+        raise ValueError("not a duration")
+    seconds = float(found[1]) * _UNIT_SECONDS[found[2]]
+    if seconds > 366 * 86400:
+        raise ValueError("over a year")
+    return timedelta(seconds=seconds)
+
+
+def _duration_or_never(raw: str) -> timedelta | None:
+    return None if raw.strip().lower() == "never" else duration(raw)
 
 
 def _thresholds(raw: str) -> tuple[float, ...]:

@@ -239,6 +239,7 @@ class AlertScheduler:
                 now=now,
                 thresholds=self._settings.thresholds,
                 reset_announce=self._settings.reset_announce,
+                expired_login_alert_after=self._settings.expired_login_alert_after,
             )
 
         assessment = await self._store.update_ledger(

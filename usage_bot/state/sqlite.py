@@ -115,6 +115,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 2: windows followed as the upstream really behaves (moved ends, early resets,
+    # inactive windows): the last percent read, the phase, and what tells two windows
+    # with the same first end apart. Rows of version 1 are active windows.
+    (
+        "ALTER TABLE windows ADD COLUMN percent REAL",
+        "ALTER TABLE windows ADD COLUMN phase TEXT NOT NULL DEFAULT 'active'",
+        "ALTER TABLE windows ADD COLUMN serial INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE windows ADD COLUMN reset_announced INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -143,6 +152,7 @@ class SQLiteStore:
         where = str(path)
         try:
             if where != ":memory:":
+                _warn_if_truncated(Path(where).expanduser(), str(path))
                 _create_private(Path(where).expanduser())
                 where = str(Path(where).expanduser())
             conn = sqlite3.connect(
@@ -429,6 +439,22 @@ def _inode(path: str) -> int | None:
         return None
 
 
+def _warn_if_truncated(path: Path, shown: str) -> None:
+    """A state file that exists but is empty is what a truncation leaves (a new file does
+    not exist yet): the memory of what was announced is gone, and the operator should know."""
+    try:
+        empty = path.stat().st_size == 0 and path.is_file()
+    except OSError:
+        return
+    if empty:
+        log.warning(
+            "USAGE_BOT_STATE=%s is empty (0 bytes, as a truncation leaves it): starting with "
+            "a fresh alert ledger, so alerts already posted in the current windows may be "
+            "posted again",
+            shown,
+        )
+
+
 def _create_private(path: Path) -> None:
     """Create the file readable by its owner only; an existing file keeps its mode."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -478,9 +504,18 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
 
 def _load_ledger(conn: sqlite3.Connection, account: str) -> AccountLedger:
     windows = {
-        row[0]: WindowRecord(window=_time(row[1]), resets_at=_time(row[2]), level=row[3])
+        row[0]: WindowRecord(
+            window=_time(row[1]),
+            resets_at=_time(row[2]),
+            level=row[3],
+            percent=row[4],
+            phase=row[5] if row[5] in ("active", "ended", "idle") else "active",
+            serial=row[6],
+            reset_announced=bool(row[7]),
+        )
         for row in conn.execute(
-            "SELECT limit_id, window_us, resets_at_us, level FROM windows WHERE account = ?",
+            "SELECT limit_id, window_us, resets_at_us, level, percent, phase, serial, "
+            "reset_announced FROM windows WHERE account = ?",
             (account,),
         )
     }
@@ -505,12 +540,26 @@ def _load_ledger(conn: sqlite3.Connection, account: str) -> AccountLedger:
 def _save_ledger(conn: sqlite3.Connection, ledger: AccountLedger, now: datetime) -> None:
     at = _us(now)
     conn.executemany(
-        "INSERT INTO windows (account, limit_id, window_us, resets_at_us, level, updated_us) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account, limit_id) DO UPDATE SET "
+        "INSERT INTO windows (account, limit_id, window_us, resets_at_us, level, percent, "
+        "phase, serial, reset_announced, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (account, limit_id) DO UPDATE SET "
         "window_us = excluded.window_us, resets_at_us = excluded.resets_at_us, "
-        "level = excluded.level, updated_us = excluded.updated_us",
+        "level = excluded.level, percent = excluded.percent, phase = excluded.phase, "
+        "serial = excluded.serial, reset_announced = excluded.reset_announced, "
+        "updated_us = excluded.updated_us",
         [
-            (ledger.account, limit_id, _us(r.window), _us(r.resets_at), r.level, at)
+            (
+                ledger.account,
+                limit_id,
+                _us(r.window),
+                _us(r.resets_at),
+                r.level,
+                r.percent,
+                r.phase,
+                r.serial,
+                int(r.reset_announced),
+                at,
+            )
             for limit_id, r in ledger.windows.items()
         ],
     )
