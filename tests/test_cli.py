@@ -556,10 +556,12 @@ def upstream_error(
 UPSTREAM_ERRORS = [
     upstream_error(
         "429",
-        ("rate-limiting", "in 2 min"),
+        ("rate-limiting", "try again in 2 min"),
         Fault(status=429, headers={"retry-after": "120"}, body=b'{"type":"error"}'),
     ),
-    upstream_error("429-no-retry-after", ("rate-limiting", "later"), Fault(status=429)),
+    upstream_error(
+        "429-no-retry-after", ("rate-limiting", "try again in a few minutes"), Fault(status=429)
+    ),
     upstream_error("500", ("HTTP 500",), Fault(status=500)),
     upstream_error("503", ("HTTP 503",), Fault(status=503)),
     upstream_error(

@@ -55,6 +55,7 @@ from usage_bot.state.sqlite import SQLiteStore
 ACCOUNT = "default"
 POLL = 180.0  # USAGE_BOT_POLL_SECONDS' default
 RESETS = datetime(2026, 7, 19, 3, 40, tzinfo=UTC)
+FIVE_HOURS = timedelta(hours=5)
 WEEK_RESETS = datetime(2026, 7, 24, 0, 0, tzinfo=UTC)
 SLACK_BOT_TOKEN = "xoxb-2222222222-3333333333-faultmatrixbottoken00"
 SLACK_SIGNING_SECRET = "5e1c0d2b7a9f4e3d8c6b1a0f9e8d7c6b"
@@ -411,7 +412,7 @@ UPSTREAM_ROWS = [
     Row(
         id="upstream-429-seconds",
         fault="429 with retry-after: 600 (seconds)",
-        user_sees=("rate-limiting usage requests", "ask again in 10 min"),
+        user_sees=("rate-limiting usage requests", "asks again in 10 min"),
         alerts=WHEN_IT_LASTS + "; the upstream is asked again only after 600 s",
         begin=_outage(fault(status=429, body=RATE_LIMIT_ERROR, headers={"retry-after": "600"})),
         spacing=(600, 600, 600),
@@ -419,31 +420,31 @@ UPSTREAM_ROWS = [
     Row(
         id="upstream-429-http-date",
         fault="429 with retry-after as an HTTP date 10 min ahead",
-        user_sees=("rate-limiting usage requests", "ask again in 10 min"),
+        user_sees=("rate-limiting usage requests", "asks again in 10 min"),
         alerts=WHEN_IT_LASTS + "; the upstream is asked again only after that date",
         begin=_outage(retry_at(600)),
         spacing=(600, 600, 600),
     ),
     Row(
         id="upstream-429-zero",
-        fault="429 with retry-after: 0",
-        user_sees=("rate-limiting usage requests",),
-        alerts=WHEN_IT_LASTS + "; the upstream is still asked at most every 30 s",
+        fault="429 with retry-after: 0 (as the upstream often answers)",
+        user_sees=("rate-limiting usage requests", "asks again in 5 min"),
+        alerts=WHEN_IT_LASTS + "; back-off from 5 min, doubling (0 is no guidance)",
         begin=_outage(fault(status=429, body=RATE_LIMIT_ERROR, headers={"retry-after": "0"})),
-        spacing=(30, 30, 30),
+        spacing=(300, 600),
     ),
     Row(
         id="upstream-429-absent",
         fault="429 without retry-after",
-        user_sees=("rate-limiting usage requests", "ask again later"),
-        alerts=WHEN_IT_LASTS + "; back-off doubles from 60 s",
+        user_sees=("rate-limiting usage requests", "asks again in 5 min"),
+        alerts=WHEN_IT_LASTS + "; back-off from 5 min, doubling, capped at an hour",
         begin=_outage(fault(status=429, body=RATE_LIMIT_ERROR)),
-        spacing=(60, 120, 240, 480),
+        spacing=(300, 600),
     ),
     Row(
         id="upstream-429-hour",
         fault="429 with retry-after: 3600",
-        user_sees=("rate-limiting usage requests", "ask again in 60 min"),
+        user_sees=("rate-limiting usage requests", "asks again in 60 min"),
         alerts=WHEN_IT_LASTS + "; the upstream is asked again only after an hour",
         begin=_outage(fault(status=429, body=RATE_LIMIT_ERROR, headers={"retry-after": "3600"})),
         lasting=75 * 60,
@@ -541,16 +542,6 @@ LOGIN_ROWS = [
         user_sees=("No Claude login found (looked in: ", "log in with `claude` on this machine"),
         alerts=AT_ONCE,
         begin=_delete,
-        end=_renew,
-        at_once=True,
-        sends=False,
-    ),
-    Row(
-        id="login-expired",
-        fault="the login passes its expiresAt while the bot runs",
-        user_sees=("The Claude login expired at 2026-07-19 00:00 UTC", LOG_IN_AGAIN),
-        alerts=AT_ONCE + "; the expired token is never sent",
-        begin=_expire,
         end=_renew,
         at_once=True,
         sends=False,
@@ -682,6 +673,67 @@ async def test_login_half_written_heals_at_the_next_poll(tmp_path: Path) -> None
         world.upstream.payload = usage(96)
         await world.poll()
         assert world.inbox.summary() == [T80, T95]
+
+
+RESET: tuple[str, float | None] = ("reset", None)
+
+
+def _next_window(percent: float) -> dict[str, Any]:
+    return {
+        "five_hour": {"utilization": percent, "resets_at": (RESETS + FIVE_HOURS).isoformat()},
+        "seven_day": {"utilization": 20.0, "resets_at": WEEK_RESETS.isoformat()},
+    }
+
+
+async def test_login_expired_overnight_is_a_state_of_rest(tmp_path: Path) -> None:
+    """Row login-expired-overnight: nobody runs Claude Code after 01:00, the login expires;
+    the values are shown as of then, the 5-hour window's end is announced at its time
+    (the new window not read yet), nothing else is posted, and in the morning it all just
+    works again: no "cannot read usage", no "readable again"."""
+    async with open_world(tmp_path) as world:
+        await world.poll(0)
+        assert world.inbox.summary() == [T80]
+        world.clock.advance(60)
+        _expire(world)
+        shown = await world.command()
+        assert "85%" in shown
+        assert "expired" in shown
+        sent = len(world.upstream.requests)
+        while world.clock.now() < datetime(2026, 7, 19, 9, 0, tzinfo=UTC):
+            assert (await world.poll()).error is not None
+        assert len(world.upstream.requests) == sent  # the expired token is never sent
+        assert world.inbox.summary() == [T80, RESET]
+        reset = world.inbox.posted[-1]
+        assert "has not been read yet" in reset.text
+        world.upstream.payload = _next_window(12)
+        world.write_login()
+        await world.poll()
+        shown = await world.command()
+        assert "12%" in shown
+        assert "expired" not in shown
+        assert world.inbox.summary() == [T80, RESET]
+
+
+async def test_login_expired_for_a_day_is_an_incident_once(tmp_path: Path) -> None:
+    """Row login-expired-a-day: the login stays expired for 24 h (USAGE_BOT_EXPIRED_LOGIN_
+    ALERT_AFTER): one "cannot read usage" then, with the fix; one "readable again" when
+    someone logs in."""
+    async with open_world(tmp_path) as world:
+        await world.poll(0)
+        world.clock.advance(60)
+        _expire(world)
+        expired_at = world.clock.now()
+        while world.clock.now() < expired_at + timedelta(hours=23, minutes=50):
+            await world.poll()
+        assert world.inbox.summary() == [T80, RESET]
+        for _ in range(10):
+            await world.poll()
+        assert world.inbox.summary() == [T80, RESET, STARTED]
+        assert LOG_IN_AGAIN in world.inbox.posted[-1].text
+        world.upstream.payload = _next_window(12)
+        world.write_login()
+        await world.poll()
+        assert world.inbox.summary() == [T80, RESET, STARTED, ENDED]
 
 
 UNREADABLE_ROW = Row(

@@ -49,7 +49,7 @@ async def test_metrics_show_upstream_outcomes_percent_age_alerts_and_commands(
     metrics = Metrics(core.service)
     metrics.alert_counts = lambda: {"slack:C0123456789": (2, 1)}
     await core.service.get("default")
-    clock.advance(60)
+    clock.advance(300)  # a 429 without retry-after backs off for 5 min
     await core.service.get("default")
     clock.advance(15)
     metrics.command_answered("slack", "ok", 0.012)

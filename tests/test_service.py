@@ -148,22 +148,43 @@ async def test_429_waits_as_retry_after_says_and_serves_the_last_values(
     assert not recovered.stale
 
 
-async def test_429_without_retry_after_backs_off_doubling_from_60s(
-    settings: Settings, clock: FakeClock, fake: Upstream
+@pytest.mark.parametrize(
+    "headers", [{}, {"retry-after": "0"}, {"retry-after": "soon"}], ids=["absent", "zero", "junk"]
+)
+async def test_429_without_a_usable_retry_after_backs_off_from_5_min_doubling_to_an_hour(
+    settings: Settings, clock: FakeClock, fake: Upstream, headers: dict[str, str]
 ) -> None:
     service = service_for(settings, clock, fake)
-    fake.answers.extend([httpx.Response(429)] * 3)
+    fake.answers.extend([httpx.Response(429, headers=headers)] * 6)
     gaps = []
     last = clock.monotonic()
-    await service.get("default")
-    while len(fake.seen) < 4:
-        clock.advance(1)
+    limited = await service.get("default")
+    assert isinstance(limited.error, RateLimited)
+    assert "asks again in 5 min" in limited.error.message
+    while len(fake.seen) < 7:
+        clock.advance(10)
         before = len(fake.seen)
         await service.get("default")
         if len(fake.seen) > before:
             gaps.append(round(clock.monotonic() - last))
             last = clock.monotonic()
-    assert gaps == [60, 120, 240]
+    assert gaps == [300, 600, 1200, 2400, 3600, 3600]
+
+
+async def test_a_login_that_expires_during_a_back_off_is_noticed_without_a_request(
+    settings: Settings, claude_dir: Path, clock: FakeClock, fake: Upstream
+) -> None:
+    write_login(claude_dir, expires_at=clock.now() + timedelta(minutes=10))
+    service = service_for(settings, clock, fake)
+    await service.get("default")
+    clock.advance(30)
+    fake.answers.append(httpx.Response(429, headers={"retry-after": "3600"}))
+    assert isinstance((await service.get("default")).error, RateLimited)
+    clock.advance(11 * 60)
+    during = await service.get("default")
+    assert isinstance(during.error, CredentialsExpired)
+    assert during.snapshot is not None  # the last values stay shown, with their age
+    assert len(fake.seen) == 2
 
 
 async def test_server_errors_back_off_and_recover(

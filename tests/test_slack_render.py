@@ -178,7 +178,7 @@ def test_stale_values_say_their_age_and_why() -> None:
     stale = AccountUsage(
         "default",
         parse_usage(LISTED, fetched_at=NOW - timedelta(minutes=12)),
-        error=RateLimited(600),
+        error=RateLimited(600, wait=600),
         checked_at=NOW,
     )
 
@@ -188,7 +188,7 @@ def test_stale_values_say_their_age_and_why() -> None:
     assert context["type"] == "context"
     assert context["elements"][1]["text"] == (
         ":hourglass_flowing_sand: Last known values, from 12 min ago. Anthropic is "
-        "rate-limiting usage requests; the bot will ask again in 10 min and shows the last "
+        "rate-limiting usage requests; the bot asks again in 10 min and shows the last "
         "known values until then."
     )
     assert "(last known, 12 min old)" in message.text

@@ -21,7 +21,7 @@ import httpx
 from usage_bot import __version__
 from usage_bot._app import build_core
 from usage_bot._config import Settings, load_settings
-from usage_bot._exceptions import ConfigError, UsageBotError
+from usage_bot._exceptions import ConfigError, RateLimited, UsageBotError
 from usage_bot._logging import Redactor, configure_logging
 from usage_bot._report import build_report, to_json
 from usage_bot._terminal import render_report
@@ -149,6 +149,9 @@ async def _check(settings: Settings, *, as_json: bool, out: TextIO | None = None
     for usage in usages:
         if usage.error is not None:
             prefix = f"{usage.account}: " if len(usages) > 1 else ""
-            print(f"usage-bot: {prefix}{usage.error.message}", file=sys.stderr)
+            error = usage.error
+            if isinstance(error, RateLimited):
+                error = RateLimited(error.retry_after)  # one-shot: nobody asks again for you
+            print(f"usage-bot: {prefix}{error.message}", file=sys.stderr)
     failed = [u.error for u in usages if u.error is not None]
     return failed[0].exit_code if failed else 0

@@ -148,22 +148,29 @@ class UpstreamError(UsageBotError):
 
 
 class RateLimited(UpstreamError):
+    """429. ``retry_after``: what the upstream asked for (None when absent, or 0); ``wait``:
+    how long the bot itself waits before asking again, when this is the bot's error."""
+
     code = "rate_limited"
 
-    def __init__(self, retry_after: float | None) -> None:
+    def __init__(self, retry_after: float | None, *, wait: float | None = None) -> None:
         self.retry_after = retry_after
-        if retry_after is None:
-            wait = "later"
-        elif retry_after < 30:
-            wait = "shortly"  # never sooner than the usual 30 s spacing, whatever it says
-        elif retry_after < 90:
-            wait = f"in {max(0, round(retry_after))} s"
+        self.wait = wait
+        if wait is not None:
+            tail = f"the bot asks again in {_wait(wait)} and shows the last known values until then"
+        elif retry_after:
+            tail = f"try again in {_wait(retry_after)}"
         else:
-            wait = f"in {round(retry_after / 60)} min"
-        super().__init__(
-            f"Anthropic is rate-limiting usage requests; the bot will ask again {wait} and "
-            "shows the last known values until then."
-        )
+            tail = "try again in a few minutes"
+        super().__init__(f"Anthropic is rate-limiting usage requests; {tail}.")
+
+
+def _wait(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h".replace(".0 h", " h")
 
 
 class UpstreamServerError(UpstreamError):

@@ -2,10 +2,16 @@
 
 However many slash commands and scheduled polls ask, each account has at most one
 request in flight and at most one every ``min_interval`` seconds (30, or the poll
-interval when shorter). A 429 waits as ``retry-after`` says (exponential back-off from
-60 s when absent, capped at an hour); 5xx, timeouts and network errors back off
-exponentially from ``min_interval``. While the upstream fails, callers get the last good
-snapshot with the error beside it, so they can show its age.
+interval when shorter). A 429 waits as a positive ``retry-after`` says (capped at an
+hour); without one, or with ``retry-after: 0`` (as the upstream often answers), it backs
+off from 5 minutes, doubling on each 429 in a row, capped at an hour: polling again soon
+is what earns the penalties of hours users report. 5xx, timeouts and network errors back
+off exponentially from ``min_interval``. While the upstream fails, callers get the last
+good snapshot with the error beside it, so they can show its age.
+
+The login is read in a worker thread (a slow disk or the macOS keychain never stalls the
+loop), and a login that expires while the service waits out a back-off is noticed at
+once: that needs no request, only a look at the file.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from usage_bot._clock import Clock
 from usage_bot._credentials import CredentialLoader
 from usage_bot._exceptions import (
     CredentialsError,
+    CredentialsExpired,
     RateLimited,
     UnexpectedResponse,
     UpstreamError,
@@ -30,7 +37,7 @@ from usage_bot._model import DEFAULT_THRESHOLDS, UsageSnapshot, parse_usage
 
 log = logging.getLogger(__name__)
 
-RATE_LIMIT_BACKOFF_START = 60.0
+RATE_LIMIT_BACKOFF_START = 300.0
 ERROR_BACKOFF_CAP = 600.0
 
 
@@ -64,6 +71,8 @@ class _AccountState:
     next_allowed: float = float("-inf")
     rate_limited_in_a_row: int = 0
     failed_in_a_row: int = 0
+    # When the login last read expires: to notice it, during a back-off, without asking.
+    login_expires_at: datetime | None = None
     inflight: asyncio.Task[AccountUsage] | None = field(default=None, repr=False)
 
 
@@ -126,6 +135,7 @@ class UsageService:
         state = self._state(account)
         if state.inflight is None:
             if self._clock.monotonic() < state.next_allowed:
+                await self._notice_expiry(state)
                 return state.usage
             state.inflight = asyncio.create_task(self._refresh(state))
             state.inflight.add_done_callback(lambda _: setattr(state, "inflight", None))
@@ -148,21 +158,42 @@ class UsageService:
         except KeyError:
             raise UnknownAccount(account) from None
 
+    async def _notice_expiry(self, state: _AccountState) -> None:
+        """While the upstream may not be asked, still tell when the login has expired."""
+        expires = state.login_expires_at
+        if expires is None or expires > self._clock.now():
+            return
+        if isinstance(state.usage.error, CredentialsExpired):
+            return
+        try:
+            credentials = await asyncio.to_thread(state.loader.read)
+        except CredentialsError:
+            return  # a login problem of another kind: the next request says which
+        state.login_expires_at = credentials.expires_at
+        if credentials.expires_at is not None and credentials.expires_at <= self._clock.now():
+            self._settle(state, error=CredentialsExpired(credentials.expires_at))
+
     async def _refresh(self, state: _AccountState) -> AccountUsage:
         clock = self._clock
         started = clock.monotonic()
         try:
-            credentials = state.loader.load(clock.now())
+            credentials = await asyncio.to_thread(state.loader.load, clock.now())
+            state.login_expires_at = credentials.expires_at
             payload = await self._client.fetch(credentials.token.reveal(), now=clock.now())
             snapshot = parse_usage(payload, fetched_at=clock.now(), thresholds=self._thresholds)
         except CredentialsError as exc:
+            if isinstance(exc, CredentialsExpired):
+                state.login_expires_at = exc.expired_at
             # Nothing or a rejected token was sent: re-read the login on the next call, but
             # a request that did reach the upstream still counts against the spacing.
             sent = exc.code in ("credentials_rejected", "scope_missing")
             state.next_allowed = started + (self._min_interval if sent else 0.0)
             return self._settle(state, error=exc)
         except UpstreamError as exc:
-            state.next_allowed = started + self._backoff(state, exc)
+            wait = self._backoff(state, exc)
+            state.next_allowed = started + wait
+            if isinstance(exc, RateLimited):
+                exc = RateLimited(exc.retry_after, wait=wait)
             return self._settle(state, error=exc)
         except Exception:
             log.exception("unexpected failure while reading usage for %s", state.loader.account)
@@ -175,9 +206,10 @@ class UsageService:
     def _backoff(self, state: _AccountState, exc: UpstreamError) -> float:
         if isinstance(exc, RateLimited):
             state.rate_limited_in_a_row += 1
-            if exc.retry_after is not None:
-                return max(exc.retry_after, self._min_interval)
-            wait = RATE_LIMIT_BACKOFF_START * 2.0 ** (state.rate_limited_in_a_row - 1)
+            if exc.retry_after:  # a positive retry-after; 0 is no guidance at all
+                wait = max(exc.retry_after, self._min_interval)
+            else:
+                wait = RATE_LIMIT_BACKOFF_START * 2.0 ** (state.rate_limited_in_a_row - 1)
             return min(wait, MAX_RETRY_AFTER)
         state.failed_in_a_row += 1
         wait = self._min_interval * 2.0 ** (state.failed_in_a_row - 1)
