@@ -26,9 +26,12 @@ from usage_bot._exceptions import (
     CredentialsExpired,
     CredentialsMalformed,
     CredentialsMissing,
+    CredentialsNotAFile,
+    CredentialsTooLarge,
     CredentialsUnreadable,
     ScopeMissing,
 )
+from usage_bot._files import FileTooLarge, NotARegularFile, read_small_file
 
 CREDENTIALS_FILE = ".credentials.json"
 KEYCHAIN_SERVICE = "Claude Code-credentials"
@@ -108,31 +111,43 @@ def _from_token(token: str, source: str) -> Credentials:
 
 
 def _from_token_file(path: Path) -> Credentials:
-    source = f"CLAUDE_CODE_OAUTH_TOKEN_FILE ({path})"
+    setting = "CLAUDE_CODE_OAUTH_TOKEN_FILE"
+    source = f"{setting} ({path})"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path, setting=setting)
     except FileNotFoundError:
         raise CredentialsMissing([source]) from None
-    except OSError as exc:
-        raise CredentialsUnreadable(str(path), exc.strerror or type(exc).__name__) from None
-    except UnicodeDecodeError:
-        raise CredentialsUnreadable(str(path), "not text") from None
     return _from_token(text, source)
 
 
 def _read_file(path: Path) -> Credentials | None:
     """The login in a ``.credentials.json``, or None when there is no such file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        return None
+    return parse_credentials(text, str(path))
+
+
+def _read_text(path: Path, *, setting: str | None = None) -> str:
+    """The text of a login file; :class:`FileNotFoundError` when there is none.
+
+    Only a regular file, at most 1 MiB, and never a blocking read: see :mod:`._files`.
+    """
+    try:
+        data = read_small_file(path)
+    except NotARegularFile as exc:
+        raise CredentialsNotAFile(str(path), exc.what, setting=setting) from None
+    except FileTooLarge as exc:
+        raise CredentialsTooLarge(str(path), exc.limit, setting=setting) from None
+    except FileNotFoundError:
+        raise
     except OSError as exc:
         raise CredentialsUnreadable(str(path), exc.strerror or type(exc).__name__) from None
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise CredentialsUnreadable(str(path), "not text") from None
-    return parse_credentials(text, str(path))
 
 
 def _read_keychain() -> Credentials | None:

@@ -7,6 +7,8 @@
     ├── CredentialsError          no usable Claude login (exit 3)
     │   ├── CredentialsMissing    nowhere to read a token from
     │   ├── CredentialsUnreadable the file exists but cannot be read
+    │   │   ├── CredentialsNotAFile   a FIFO, a device or a directory: never opened to read
+    │   │   └── CredentialsTooLarge   over 1 MiB: no login is that big
     │   ├── CredentialsMalformed  the file is not the JSON Claude Code writes
     │   ├── CredentialsEmpty      the token is an empty string
     │   ├── CredentialsExpired    past expiresAt: never sent upstream
@@ -89,6 +91,45 @@ class CredentialsUnreadable(CredentialsError):
                 "~/.claude read-only)"
             )
         super().__init__(f"Cannot read the Claude login at {path} ({reason}); {fix}.")
+
+
+class CredentialsNotAFile(CredentialsUnreadable):
+    """The login path is not a regular file; ``what`` names it ("a FIFO (named pipe)")."""
+
+    def __init__(self, path: str, what: str, *, setting: str | None = None) -> None:
+        if setting is not None:
+            fix = f"point {setting} at a regular file that holds only the token"
+        elif what.startswith("a directory"):
+            fix = (
+                f"remove it, then {LOGIN_AGAIN} so Claude Code writes the file (in a "
+                "container, Docker makes this directory when the file to mount is missing on "
+                "the host: mount ~/.claude itself instead)"
+            )
+        else:
+            fix = f"replace it with the file Claude Code writes ({LOGIN_AGAIN})"
+        CredentialsError.__init__(
+            self,
+            f"The Claude login at {path} is {what}, not a regular file, so the bot does not "
+            f"read it; {fix}.",
+        )
+
+
+class CredentialsTooLarge(CredentialsUnreadable):
+    """The login file holds more than ``limit`` bytes; nothing past the limit was read."""
+
+    def __init__(self, path: str, limit: int, *, setting: str | None = None) -> None:
+        if setting is not None:
+            fix = f"point {setting} at a file that holds only the token"
+        else:
+            fix = (
+                "check that this is the .credentials.json Claude Code writes, or run `claude` "
+                "on the workstation and log in again so Claude Code rewrites it"
+            )
+        CredentialsError.__init__(
+            self,
+            f"The Claude login at {path} is over {limit / 2**20:g} MiB, far more than any "
+            f"login holds, so the bot does not read it; {fix}.",
+        )
 
 
 class CredentialsMalformed(CredentialsError):
