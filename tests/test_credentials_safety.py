@@ -1,8 +1,10 @@
 """Reading the login and ``NAME_FILE`` secrets safely (issue 11, item 5).
 
 Found from outside against the running bot: a ``.credentials.json`` that is a FIFO hung
-the whole process; a link to ``/dev/zero`` was read until the kernel killed it. Now only
-a regular file is read (a link to one is fine), at most 1 MiB of it, never blocking.
+the whole process; a link to ``/dev/zero`` was read until the kernel killed it; a token
+with a non-ASCII character or a line break was blamed on the upstream. Now only a
+regular file is read (a link to one is fine), at most 1 MiB of it, never blocking, and a
+token that is not printable ASCII without spaces is a login problem, named as such.
 
 Everything here runs against real files: a real FIFO (``os.mkfifo``), a real link to
 ``/dev/zero``, a real directory, a real 2 MiB file, and the real ``usage-bot check``.
@@ -38,6 +40,7 @@ from usage_bot._exceptions import (
     CredentialsNotAFile,
     CredentialsTooLarge,
     CredentialsUnreadable,
+    TokenMalformed,
 )
 from usage_bot._files import MAX_FILE_BYTES
 from usage_bot._simulator import SimulatedUpstream
@@ -47,6 +50,27 @@ DEADLINE = 20.0  # for a child process: imports on a loaded machine, never a han
 QUICK = 2.0  # for the read itself, once imported: a refusal takes microseconds
 MEMORY_CAP = 2 * 1024**3  # a child reading /dev/zero stops at this, not at the machine's end
 HUGE = 2 * MAX_FILE_BYTES
+
+# Each half is a canary: a message that quotes the token, or any part of it, shows one.
+LEFT, RIGHT = "zz-canary-left-4e1f9a", "zz-canary-right-8a2b7c"
+BAD_TOKENS = {
+    "non-ascii": (f"{LEFT}é{RIGHT}", "a non-ASCII character"),
+    "crlf": (f"{LEFT}\r\n{RIGHT}", "a line break"),
+    "lf": (f"{LEFT}\n{RIGHT}", "a line break"),
+    "space": (f"{LEFT} {RIGHT}", "a space"),
+    "tab": (f"{LEFT}\t{RIGHT}", "a tab"),
+    "nul": (f"{LEFT}\x00{RIGHT}", "a control character"),
+    "escape": (f"{LEFT}\x1b[31m{RIGHT}", "a control character"),
+    "delete": (f"{LEFT}\x7f{RIGHT}", "a control character"),
+    "no-break-space": (f"{LEFT}\u00a0{RIGHT}", "a non-ASCII character"),
+    "byte-order-mark": (f"\ufeff{LEFT}{RIGHT}", "a non-ASCII character"),
+    "lone-surrogate": (f"{LEFT}\ud800{RIGHT}", "a non-ASCII character"),
+}
+
+
+def assert_no_token(text: str) -> None:
+    assert LEFT not in text, text
+    assert RIGHT not in text, text
 
 
 def login_json(token: str) -> str:
@@ -353,6 +377,55 @@ def test_a_dangling_link_is_a_missing_login(tmp_path: Path) -> None:
     assert error.code == "credentials_missing"
 
 
+@pytest.mark.parametrize("kind", BAD_TOKENS)
+def test_a_bad_token_in_the_login_file_is_a_login_problem(tmp_path: Path, kind: str) -> None:
+    token, holds = BAD_TOKENS[kind]
+    login = tmp_path / ".credentials.json"
+    login.write_text(login_json(token), encoding="utf-8")
+    error = refused(lambda: loader(Settings(claude_config_dir=tmp_path)).read())
+    assert isinstance(error, TokenMalformed)
+    assert error.code == "token_malformed"
+    assert error.message == (
+        f"The access token in {login} is not a valid token: it holds {holds} (a token is "
+        "printable ASCII without spaces); run `claude` on the workstation and log in again "
+        "so Claude Code rewrites it."
+    )
+    assert_no_token(error.message)
+
+
+@pytest.mark.parametrize("kind", BAD_TOKENS)
+def test_a_bad_token_in_the_environment_is_a_login_problem(kind: str) -> None:
+    token, holds = BAD_TOKENS[kind]
+    settings = load_settings({"CLAUDE_CODE_OAUTH_TOKEN": token}, dotenv_path=None)
+    error = refused(lambda: loader(settings).read())
+    assert isinstance(error, TokenMalformed)
+    assert error.message == (
+        f"The access token in CLAUDE_CODE_OAUTH_TOKEN is not a valid token: it holds {holds} "
+        "(a token is printable ASCII without spaces); set CLAUDE_CODE_OAUTH_TOKEN to the "
+        "access token alone, with nothing inside or around it."
+    )
+    assert_no_token(error.message)
+
+
+@pytest.mark.parametrize("kind", BAD_TOKENS)
+def test_a_bad_token_in_the_token_file_is_a_login_problem(tmp_path: Path, kind: str) -> None:
+    token, holds = BAD_TOKENS[kind]
+    token_file = tmp_path / "token"
+    token_file.write_bytes(token.encode("utf-8", "surrogatepass") + b"\n")
+    error = refused(lambda: loader(Settings(oauth_token_file=token_file)).read())
+    if kind == "lone-surrogate":  # not UTF-8 once on disk: no text, so no token at all
+        assert isinstance(error, CredentialsUnreadable)
+        assert "(not text)" in error.message
+        return
+    assert isinstance(error, TokenMalformed)
+    assert error.message == (
+        f"The access token in CLAUDE_CODE_OAUTH_TOKEN_FILE ({token_file}) is not a valid "
+        f"token: it holds {holds} (a token is printable ASCII without spaces); put the access "
+        "token alone in that file, on one line."
+    )
+    assert_no_token(error.message)
+
+
 def test_blanks_around_a_token_are_not_part_of_it(tmp_path: Path, clock: FakeClock) -> None:
     """A file's last line break, a space pasted before: taken off, as they always were."""
     token_file = tmp_path / "token"
@@ -361,6 +434,12 @@ def test_blanks_around_a_token_are_not_part_of_it(tmp_path: Path, clock: FakeClo
     (tmp_path / ".credentials.json").write_text(login_json(f"{TOKEN}\n"))
     settings = Settings(claude_config_dir=tmp_path)
     assert loader(settings).load(clock.now()).token.reveal() == TOKEN
+
+
+def test_every_printable_ascii_character_may_be_in_a_token(clock: FakeClock) -> None:
+    token = "".join(chr(c) for c in range(0x21, 0x7F))
+    settings = load_settings({"CLAUDE_CODE_OAUTH_TOKEN": token}, dotenv_path=None)
+    assert loader(settings).load(clock.now()).token.reveal() == token
 
 
 def test_a_secret_file_that_is_a_directory_or_over_1_mib_is_a_configuration_error(
@@ -451,6 +530,10 @@ def padded(login: Path) -> None:
     login.write_text(" " * (HUGE - len(text)) + text, encoding="utf-8")
 
 
+def bad_token(kind: str) -> Callable[[Machine], None]:
+    return lambda machine: machine.login(token=BAD_TOKENS[kind][0])
+
+
 def in_file(name: str, make: Callable[[Path], object]) -> Callable[[Machine], None]:
     def prepare(machine: Machine) -> None:
         path = machine.root / name.lower()
@@ -475,11 +558,26 @@ CHECK_CASES = [
         prepare=replaced(Path.mkdir),
     ),
     refusal("huge", 3, ("is over 1 MiB",), prepare=replaced(padded)),
+    refusal("non-ascii", 3, ("it holds a non-ASCII character",), prepare=bad_token("non-ascii")),
+    refusal("crlf", 3, ("it holds a line break",), prepare=bad_token("crlf")),
+    refusal(
+        "crlf-env",
+        3,
+        ("CLAUDE_CODE_OAUTH_TOKEN is not a valid token: it holds a line break",),
+        env={"CLAUDE_CODE_OAUTH_TOKEN": BAD_TOKENS["crlf"][0]},
+    ),
     refusal(
         "fifo-json",
         3,
         ('"code": "credentials_unreadable"', "is a FIFO (named pipe)"),
         prepare=replaced(fifo),
+        args=("check", "--json"),
+    ),
+    refusal(
+        "non-ascii-json",
+        3,
+        ('"code": "token_malformed"', "it holds a non-ASCII character"),
+        prepare=bad_token("non-ascii"),
         args=("check", "--json"),
     ),
     refusal(
@@ -506,8 +604,8 @@ CHECK_CASES = [
 
 
 async def test_check_says_one_sentence_and_exits_for_each_unsafe_login(tmp_path: Path) -> None:
-    """Exit 3 for the login, 2 for a setting; one sentence, no traceback, no token, no hang;
-    nothing is sent upstream."""
+    """Exit 3 for the login, 2 for a setting; one sentence, no traceback, no token (nor any
+    part of it), no hang; nothing is sent upstream."""
     async with AsyncExitStack() as stack:
         machines, upstreams = [], []
         for case in CHECK_CASES:
@@ -525,5 +623,7 @@ async def test_check_says_one_sentence_and_exits_for_each_unsafe_login(tmp_path:
     problems = []
     for case, upstream, result in zip(CHECK_CASES, upstreams, results, strict=True):
         found = judge(case, upstream, result)
+        if LEFT in result.out + result.err or RIGHT in result.out + result.err:
+            found.append("a part of the bad token in the output")
         problems.extend(f"{case.name}: {p}\n{result}" for p in found)
     assert not problems, "\n\n".join(problems)

@@ -11,6 +11,7 @@
     │   │   └── CredentialsTooLarge   over 1 MiB: no login is that big
     │   ├── CredentialsMalformed  the file is not the JSON Claude Code writes
     │   ├── CredentialsEmpty      the token is an empty string
+    │   ├── TokenMalformed        the token holds a space, a line break, a non-ASCII character
     │   ├── CredentialsExpired    past expiresAt: never sent upstream
     │   ├── ScopeMissing          the token cannot read usage (no user:profile)
     │   └── CredentialsRejected   the upstream answered 401
@@ -146,6 +147,28 @@ class CredentialsEmpty(CredentialsError):
 
     def __init__(self, where: str) -> None:
         super().__init__(f"The access token in {where} is empty; {LOGIN_AGAIN}.")
+
+
+class TokenMalformed(CredentialsError):
+    """The token holds what no token does; ``holds`` names it ("a line break"), never the token.
+
+    ``setting`` is the variable it came from (``CLAUDE_CODE_OAUTH_TOKEN`` or ``..._FILE``);
+    None for a login Claude Code wrote.
+    """
+
+    code = "token_malformed"
+
+    def __init__(self, where: str, holds: str, *, setting: str | None = None) -> None:
+        if setting is None:
+            fix = f"{LOGIN_AGAIN} so Claude Code rewrites it"
+        elif setting.endswith("_FILE"):
+            fix = "put the access token alone in that file, on one line"
+        else:
+            fix = f"set {setting} to the access token alone, with nothing inside or around it"
+        super().__init__(
+            f"The access token in {where} is not a valid token: it holds {holds} (a token is "
+            f"printable ASCII without spaces); {fix}."
+        )
 
 
 class CredentialsExpired(CredentialsError):
