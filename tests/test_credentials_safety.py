@@ -168,7 +168,7 @@ def dev_zero(path: Path) -> Path:
 
 HAZARDS = {
     "fifo": (fifo, "a FIFO (named pipe)"),
-    "dev-zero": (dev_zero, "a character device (/dev/zero)"),
+    "dev-zero": (dev_zero, "a link to /dev/zero, a character device"),
 }
 
 
@@ -550,7 +550,9 @@ def refusal(name: str, code: int, says: tuple[str, ...], **options: Any) -> Case
 
 CHECK_CASES = [
     refusal("fifo", 3, ("is a FIFO (named pipe), not a regular file",), prepare=replaced(fifo)),
-    refusal("dev-zero", 3, ("is a character device (/dev/zero)",), prepare=replaced(dev_zero)),
+    refusal(
+        "dev-zero", 3, ("is a link to /dev/zero, a character device",), prepare=replaced(dev_zero)
+    ),
     refusal(
         "directory",
         3,
@@ -596,7 +598,7 @@ CHECK_CASES = [
     refusal(
         "slack-token-file-dev-zero",
         2,
-        ("SLACK_BOT_TOKEN_FILE=", "is a character device (/dev/zero)"),
+        ("SLACK_BOT_TOKEN_FILE=", "is a link to /dev/zero, a character device"),
         prepare=in_file("SLACK_BOT_TOKEN_FILE", dev_zero),
         env={"SLACK_BOT_TOKEN": ""},
     ),

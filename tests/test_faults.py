@@ -621,7 +621,7 @@ UNSAFE_LOGIN_ROWS = [
     Row(
         id="login-dev-zero",
         fault="the credentials file is a link to /dev/zero",
-        user_sees=("is a character device (/dev/zero), not a regular file",),
+        user_sees=("is a link to /dev/zero, a character device, not a regular file",),
         alerts=AT_ONCE + "; nothing is read from it",
         begin=_replace_login(lambda path: path.symlink_to("/dev/zero")),
         end=_restore,

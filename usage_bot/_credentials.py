@@ -33,7 +33,7 @@ from usage_bot._exceptions import (
     ScopeMissing,
     TokenMalformed,
 )
-from usage_bot._files import FileTooLarge, NotARegularFile, read_small_file
+from usage_bot._files import DIRECTORY, FileTooLarge, NotARegularFile, read_small_file
 
 CREDENTIALS_FILE = ".credentials.json"
 KEYCHAIN_SERVICE = "Claude Code-credentials"
@@ -140,7 +140,10 @@ def _read_text(path: Path, *, setting: str | None = None) -> str:
     try:
         data = read_small_file(path)
     except NotARegularFile as exc:
-        raise CredentialsNotAFile(str(path), exc.what, setting=setting) from None
+        directory = exc.kind == DIRECTORY
+        raise CredentialsNotAFile(
+            str(path), exc.what, directory=directory, setting=setting
+        ) from None
     except FileTooLarge as exc:
         raise CredentialsTooLarge(str(path), exc.limit, setting=setting) from None
     except FileNotFoundError:

@@ -97,10 +97,12 @@ class CredentialsUnreadable(CredentialsError):
 class CredentialsNotAFile(CredentialsUnreadable):
     """The login path is not a regular file; ``what`` names it ("a FIFO (named pipe)")."""
 
-    def __init__(self, path: str, what: str, *, setting: str | None = None) -> None:
+    def __init__(
+        self, path: str, what: str, *, directory: bool = False, setting: str | None = None
+    ) -> None:
         if setting is not None:
             fix = f"point {setting} at a regular file that holds only the token"
-        elif what.startswith("a directory"):
+        elif directory:
             fix = (
                 f"remove it, then {LOGIN_AGAIN} so Claude Code writes the file (in a "
                 "container, Docker makes this directory when the file to mount is missing on "

@@ -19,8 +19,9 @@ from pathlib import Path
 MAX_FILE_BYTES = 1024 * 1024
 _CHUNK = 64 * 1024
 
+DIRECTORY = "a directory"
 _KINDS = (
-    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISDIR, DIRECTORY),
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
@@ -29,11 +30,16 @@ _KINDS = (
 
 
 class NotARegularFile(OSError):
-    """The path is something else than a regular file; ``what`` says what, in words."""
+    """The path is something else than a regular file.
 
-    def __init__(self, path: Path, what: str) -> None:
-        super().__init__(f"{path} is {what}, not a regular file")
-        self.what = what
+    ``kind`` says what, in words ("a FIFO (named pipe)"); ``what`` also says where a link
+    leads ("a link to /dev/zero, a character device"), for the sentence a user reads.
+    """
+
+    def __init__(self, path: Path, kind: str, *, target: str | None = None) -> None:
+        self.kind = kind
+        self.what = kind if target is None else f"a link to {target}, {kind}"
+        super().__init__(f"{path} is {self.what}, not a regular file")
 
 
 class FileTooLarge(OSError):
@@ -74,8 +80,9 @@ def read_small_file(path: Path) -> bytes:
 def _require_regular(path: Path, mode: int) -> None:
     if stat.S_ISREG(mode):
         return
-    what = next((name for test, name in _KINDS if test(mode)), "a special file")
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
     target = os.path.realpath(path)
-    if target != os.path.abspath(path):
-        what = f"{what} ({target})"  # a link: say where it leads, e.g. to /dev/zero
-    raise NotARegularFile(path, what)
+    # A link: say where it leads (/dev/zero), unless nowhere a user could look (a pipe's
+    # /proc/self/fd/0 ends at "pipe:[123]").
+    shown = target != os.path.abspath(path) and os.path.exists(target)
+    raise NotARegularFile(path, kind, target=target if shown else None)
