@@ -535,6 +535,36 @@ def _renew(world: World) -> None:
     world.write_login()
 
 
+def _replace_login(make: Callable[[Path], object]) -> Callable[[World], None]:
+    """The credentials file becomes ``make(path)``: a FIFO, a link, a directory, ..."""
+
+    def begin(world: World) -> None:
+        world.login.unlink()
+        make(world.login)
+
+    return begin
+
+
+def _pad_past_1_mib(world: World) -> None:
+    world.login.write_bytes(b" " * (2 * 1024 * 1024) + world.login.read_bytes())
+
+
+def _bad_token(inside: str) -> Callable[[World], None]:
+    """A login whose token holds ``inside``; the whole token is in it, so a leak shows."""
+    return lambda world: write_login(
+        world.login.parent, token=world.token + inside + "X", now=world.clock.now()
+    )
+
+
+def _restore(world: World) -> None:
+    """Claude Code writes the login again, over whatever took its place."""
+    if world.login.is_dir() and not world.login.is_symlink():
+        world.login.rmdir()
+    elif world.login.is_symlink() or world.login.exists():
+        world.login.unlink()
+    world.write_login()
+
+
 LOGIN_ROWS = [
     Row(
         id="login-deleted",
@@ -567,7 +597,71 @@ LOGIN_ROWS = [
     ),
 ]
 
-ROWS = UPSTREAM_ROWS + LOGIN_ROWS
+# Issue 11: a path an attacker or a wrong mount controls is never read blindly.
+UNSAFE_LOGIN_ROWS = [
+    Row(
+        id="login-fifo",
+        fault="the credentials file is replaced by a FIFO with no writer",
+        user_sees=("is a FIFO (named pipe), not a regular file", "replace it with the file"),
+        alerts=AT_ONCE + "; the bot never blocks on it, and recovers once the file is back",
+        begin=_replace_login(os.mkfifo),
+        end=_restore,
+        at_once=True,
+        sends=False,
+    ),
+    Row(
+        id="login-dev-zero",
+        fault="the credentials file is a link to /dev/zero",
+        user_sees=("is a link to /dev/zero, a character device, not a regular file",),
+        alerts=AT_ONCE + "; nothing is read from it",
+        begin=_replace_login(lambda path: path.symlink_to("/dev/zero")),
+        end=_restore,
+        at_once=True,
+        sends=False,
+    ),
+    Row(
+        id="login-directory",
+        fault="the credentials file is a directory (a Docker mount of a missing file)",
+        user_sees=("is a directory, not a regular file", "mount ~/.claude itself instead"),
+        alerts=AT_ONCE,
+        begin=_replace_login(Path.mkdir),
+        end=_restore,
+        at_once=True,
+        sends=False,
+    ),
+    Row(
+        id="login-over-1-mib",
+        fault="the credentials file is a valid login padded to over 2 MiB",
+        user_sees=("is over 1 MiB, far more than any login holds",),
+        alerts=AT_ONCE + "; at most 1 MiB of it is read",
+        begin=_pad_past_1_mib,
+        end=_restore,
+        at_once=True,
+        sends=False,
+    ),
+    Row(
+        id="login-token-non-ascii",
+        fault="the token in the credentials file holds a non-ASCII character",
+        user_sees=("is not a valid token: it holds a non-ASCII character", LOG_IN_AGAIN),
+        alerts=AT_ONCE + "; the token is never sent",
+        begin=_bad_token("é"),
+        end=_restore,
+        at_once=True,
+        sends=False,
+    ),
+    Row(
+        id="login-token-crlf",
+        fault="the token in the credentials file holds CR/LF",
+        user_sees=("is not a valid token: it holds a line break", LOG_IN_AGAIN),
+        alerts=AT_ONCE + "; the token is never sent",
+        begin=_bad_token("\r\nX-Injected: 1\r\n"),
+        end=_restore,
+        at_once=True,
+        sends=False,
+    ),
+]
+
+ROWS = UPSTREAM_ROWS + LOGIN_ROWS + UNSAFE_LOGIN_ROWS
 
 
 async def run_row(world: World, row: Row) -> None:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from usage_bot._exceptions import ConfigError
+from usage_bot._files import FileTooLarge, NotARegularFile, read_small_file
 
 CLAUDE_CODE_VERSION = "2.1.0"
 DEFAULT_USER_AGENT = f"claude-code/{CLAUDE_CODE_VERSION}"
@@ -190,7 +191,19 @@ class _Reader:
             return None
         if path:
             try:
-                text = Path(path).expanduser().read_text(encoding="utf-8").strip()
+                text = read_small_file(Path(path).expanduser()).decode("utf-8").strip()
+            except NotARegularFile as exc:
+                self.problems.append(
+                    f"{name}_FILE={path} is {exc.what}, not a regular file, so it is not read: "
+                    "point it at a regular file that holds only the secret."
+                )
+                return None
+            except FileTooLarge as exc:
+                self.problems.append(
+                    f"{name}_FILE={path} is over {exc.limit / 2**20:g} MiB, so it is not read: "
+                    "point it at a file that holds only the secret."
+                )
+                return None
             except (OSError, ValueError) as exc:
                 # ValueError: the file is not UTF-8 text, or the path holds a NUL (.env).
                 reason: object = exc.strerror if isinstance(exc, OSError) else None

@@ -12,6 +12,7 @@ Order for the ``default`` account: ``CLAUDE_CODE_OAUTH_TOKEN`` (or ``..._FILE``)
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -26,13 +27,20 @@ from usage_bot._exceptions import (
     CredentialsExpired,
     CredentialsMalformed,
     CredentialsMissing,
+    CredentialsNotAFile,
+    CredentialsTooLarge,
     CredentialsUnreadable,
     ScopeMissing,
+    TokenMalformed,
 )
+from usage_bot._files import DIRECTORY, FileTooLarge, NotARegularFile, read_small_file
 
 CREDENTIALS_FILE = ".credentials.json"
 KEYCHAIN_SERVICE = "Claude Code-credentials"
 REQUIRED_SCOPE = "user:profile"
+
+_BLANKS = " \t\r\n\v\f"  # around a token: a file's last line break, a pasted space
+_NOT_IN_A_TOKEN = re.compile(r"[^\x21-\x7e]")  # a token is printable ASCII without spaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,37 +110,77 @@ class CredentialLoader:
 
 
 def _from_token(token: str, source: str) -> Credentials:
-    if not token.strip():
-        raise CredentialsEmpty(source)
-    return Credentials(token=Secret(token.strip()), source=source)
+    return Credentials(token=_checked_token(token, source, setting=source), source=source)
 
 
 def _from_token_file(path: Path) -> Credentials:
-    source = f"CLAUDE_CODE_OAUTH_TOKEN_FILE ({path})"
+    setting = "CLAUDE_CODE_OAUTH_TOKEN_FILE"
+    source = f"{setting} ({path})"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path, setting=setting)
     except FileNotFoundError:
         raise CredentialsMissing([source]) from None
-    except OSError as exc:
-        raise CredentialsUnreadable(str(path), exc.strerror or type(exc).__name__) from None
-    except UnicodeDecodeError:
-        raise CredentialsUnreadable(str(path), "not text") from None
-    return _from_token(text, source)
+    return Credentials(token=_checked_token(text, source, setting=setting), source=source)
 
 
 def _read_file(path: Path) -> Credentials | None:
     """The login in a ``.credentials.json``, or None when there is no such file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        return None
+    return parse_credentials(text, str(path))
+
+
+def _read_text(path: Path, *, setting: str | None = None) -> str:
+    """The text of a login file; :class:`FileNotFoundError` when there is none.
+
+    Only a regular file, at most 1 MiB, and never a blocking read: see :mod:`._files`.
+    """
+    try:
+        data = read_small_file(path)
+    except NotARegularFile as exc:
+        directory = exc.kind == DIRECTORY
+        raise CredentialsNotAFile(
+            str(path), exc.what, directory=directory, setting=setting
+        ) from None
+    except FileTooLarge as exc:
+        raise CredentialsTooLarge(str(path), exc.limit, setting=setting) from None
+    except FileNotFoundError:
+        raise
     except OSError as exc:
         raise CredentialsUnreadable(str(path), exc.strerror or type(exc).__name__) from None
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise CredentialsUnreadable(str(path), "not text") from None
-    return parse_credentials(text, str(path))
+
+
+def _checked_token(token: str, where: str, *, setting: str | None = None) -> Secret:
+    """The token without the blanks around it, if it is one: printable ASCII, no spaces.
+
+    Anything else would fail later and far from here (httpx cannot encode a non-ASCII
+    header; a line break makes the request itself invalid), with a misleading sentence.
+    """
+    token = token.strip(_BLANKS)
+    if not token:
+        raise CredentialsEmpty(where)
+    bad = _NOT_IN_A_TOKEN.search(token)
+    if bad is not None:
+        raise TokenMalformed(where, _what_character(bad.group()), setting=setting)
+    return Secret(token)
+
+
+def _what_character(character: str) -> str:
+    if character in "\r\n":
+        return "a line break"
+    if character == " ":
+        return "a space"
+    if character == "\t":
+        return "a tab"
+    if character.isascii():
+        return "a control character"
+    return "a non-ASCII character"
 
 
 def _read_keychain() -> Credentials | None:
@@ -172,8 +220,7 @@ def parse_credentials(text: str, where: str) -> Credentials:
         raise CredentialsMalformed(where, "has no accessToken")
     if not isinstance(token, str):
         raise CredentialsMalformed(where, "has an accessToken that is not a string")
-    if not token.strip():
-        raise CredentialsEmpty(where)
+    checked = _checked_token(token, where)
     expires = oauth.get("expiresAt")
     if expires is not None and (
         isinstance(expires, bool) or not isinstance(expires, int | float) or expires != expires
@@ -186,7 +233,7 @@ def parse_credentials(text: str, where: str) -> Credentials:
         raise CredentialsMalformed(where, "has scopes that are not a list of strings")
     subscription = oauth.get("subscriptionType")
     return Credentials(
-        token=Secret(token.strip()),
+        token=checked,
         source=where,
         expires_at=_from_epoch_ms(expires) if expires is not None else None,
         scopes=tuple(scopes) if scopes is not None else None,

@@ -7,8 +7,11 @@
     ├── CredentialsError          no usable Claude login (exit 3)
     │   ├── CredentialsMissing    nowhere to read a token from
     │   ├── CredentialsUnreadable the file exists but cannot be read
+    │   │   ├── CredentialsNotAFile   a FIFO, a device or a directory: never opened to read
+    │   │   └── CredentialsTooLarge   over 1 MiB: no login is that big
     │   ├── CredentialsMalformed  the file is not the JSON Claude Code writes
     │   ├── CredentialsEmpty      the token is an empty string
+    │   ├── TokenMalformed        the token holds a space, a line break, a non-ASCII character
     │   ├── CredentialsExpired    past expiresAt: never sent upstream
     │   ├── ScopeMissing          the token cannot read usage (no user:profile)
     │   └── CredentialsRejected   the upstream answered 401
@@ -91,6 +94,47 @@ class CredentialsUnreadable(CredentialsError):
         super().__init__(f"Cannot read the Claude login at {path} ({reason}); {fix}.")
 
 
+class CredentialsNotAFile(CredentialsUnreadable):
+    """The login path is not a regular file; ``what`` names it ("a FIFO (named pipe)")."""
+
+    def __init__(
+        self, path: str, what: str, *, directory: bool = False, setting: str | None = None
+    ) -> None:
+        if setting is not None:
+            fix = f"point {setting} at a regular file that holds only the token"
+        elif directory:
+            fix = (
+                f"remove it, then {LOGIN_AGAIN} so Claude Code writes the file (in a "
+                "container, Docker makes this directory when the file to mount is missing on "
+                "the host: mount ~/.claude itself instead)"
+            )
+        else:
+            fix = f"replace it with the file Claude Code writes ({LOGIN_AGAIN})"
+        CredentialsError.__init__(
+            self,
+            f"The Claude login at {path} is {what}, not a regular file, so the bot does not "
+            f"read it; {fix}.",
+        )
+
+
+class CredentialsTooLarge(CredentialsUnreadable):
+    """The login file holds more than ``limit`` bytes; nothing past the limit was read."""
+
+    def __init__(self, path: str, limit: int, *, setting: str | None = None) -> None:
+        if setting is not None:
+            fix = f"point {setting} at a file that holds only the token"
+        else:
+            fix = (
+                "check that this is the .credentials.json Claude Code writes, or run `claude` "
+                "on the workstation and log in again so Claude Code rewrites it"
+            )
+        CredentialsError.__init__(
+            self,
+            f"The Claude login at {path} is over {limit / 2**20:g} MiB, far more than any "
+            f"login holds, so the bot does not read it; {fix}.",
+        )
+
+
 class CredentialsMalformed(CredentialsError):
     code = "credentials_malformed"
 
@@ -105,6 +149,28 @@ class CredentialsEmpty(CredentialsError):
 
     def __init__(self, where: str) -> None:
         super().__init__(f"The access token in {where} is empty; {LOGIN_AGAIN}.")
+
+
+class TokenMalformed(CredentialsError):
+    """The token holds what no token does; ``holds`` names it ("a line break"), never the token.
+
+    ``setting`` is the variable it came from (``CLAUDE_CODE_OAUTH_TOKEN`` or ``..._FILE``);
+    None for a login Claude Code wrote.
+    """
+
+    code = "token_malformed"
+
+    def __init__(self, where: str, holds: str, *, setting: str | None = None) -> None:
+        if setting is None:
+            fix = f"{LOGIN_AGAIN} so Claude Code rewrites it"
+        elif setting.endswith("_FILE"):
+            fix = "put the access token alone in that file, on one line"
+        else:
+            fix = f"set {setting} to the access token alone, with nothing inside or around it"
+        super().__init__(
+            f"The access token in {where} is not a valid token: it holds {holds} (a token is "
+            f"printable ASCII without spaces); {fix}."
+        )
 
 
 class CredentialsExpired(CredentialsError):
