@@ -27,6 +27,7 @@ from usage_bot._config import Settings
 from usage_bot._exceptions import ConfigError
 from usage_bot._model import Limit, UsageSnapshot
 from usage_bot.state import HISTORY_KEEP, Delivery, open_store
+from usage_bot.state.sqlite import _MIGRATIONS as MIGRATIONS
 from usage_bot.state.sqlite import SCHEMA_VERSION, SQLiteStore, StoreClosed
 
 NOW = datetime(2026, 7, 19, 1, 0, tzinfo=UTC)
@@ -126,6 +127,42 @@ def test_a_file_that_is_not_a_database_is_a_configuration_error(db: Path) -> Non
         SQLiteStore.open_blocking(db)
 
 
+def test_an_empty_state_file_is_reported_as_a_truncation_and_a_new_one_is_not(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db.parent.mkdir()
+    SQLiteStore.open_blocking(db).close_blocking()
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    db.write_bytes(b"")  # what `> usage-bot.sqlite3` or a full disk's truncation leaves
+    SQLiteStore.open_blocking(db).close_blocking()
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    text = warning.getMessage()
+    assert f"USAGE_BOT_STATE={db}" in text
+    assert "0 bytes" in text
+    assert "may be posted again" in text
+
+
+def test_a_ledger_of_schema_1_reads_as_active_windows(db: Path) -> None:
+    db.parent.mkdir()
+    conn = sqlite3.connect(db, isolation_level=None)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO windows (account, limit_id, window_us, resets_at_us, level, updated_us) "
+        "VALUES ('alice', 'five_hour', 1784432399570750, 1784432399912345, 80, 0)"
+    )
+    conn.close()
+    store = SQLiteStore.open_blocking(db)
+    try:
+        ledger = asyncio.run(store.load_ledger("alice"))
+    finally:
+        store.close_blocking()
+    record = ledger.windows["five_hour"]
+    assert (record.level, record.phase, record.percent, record.serial) == (80, "active", None, 0)
+    assert record.id == "2026-07-19T03:40Z"
+
+
 async def test_open_store_follows_the_settings(db: Path) -> None:
     store = await open_store(Settings(state=str(db)))
     await store.close()
@@ -155,6 +192,10 @@ records = st.builds(
     window=st.none() | moments,
     resets_at=st.none() | moments,
     level=st.sampled_from([0.0, 50.0, 80.0, 95.0, 97.5]),
+    percent=st.none() | st.floats(0, 100),
+    phase=st.sampled_from(["active", "ended", "idle"]),
+    serial=st.integers(0, 5),
+    reset_announced=st.booleans(),
 )
 ledgers = st.builds(
     AccountLedger,
