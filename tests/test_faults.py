@@ -901,6 +901,8 @@ SPECIAL_ROWS = [
     "login-missing-at-start",
     "login-rotated",
     "login-half-written",
+    "login-expired-overnight",
+    "login-expired-a-day",
     UNREADABLE_ROW.id,
 ]
 
