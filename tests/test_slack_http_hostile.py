@@ -28,6 +28,8 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.fakes.slack import FakeSlack
 from tests.test_slack import BOT_TOKEN, SIGNING_SECRET, command_body, running, text_of
@@ -470,3 +472,66 @@ class RefusalHeard(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if "refused a request" in record.getMessage():
             self.event.set()
+
+
+# -- anything at all ---------------------------------------------------------------------
+
+# Field names Slack sends with a command, and ones Bolt's parser reads in other requests.
+FIELD_NAMES = st.sampled_from(
+    [
+        "command",
+        "text",
+        "user_id",
+        "channel_id",
+        "team_id",
+        "enterprise_id",
+        "response_url",
+        "is_enterprise_install",
+        "payload",
+        "ssl_check",
+        "token",
+        "authorizations",
+        "event",
+        "team",
+        "user",
+        "channel",
+        "view",
+        "message",
+        "response_urls",
+        "function_data",
+    ]
+) | st.text(max_size=12)
+FIELD_VALUES = (
+    st.sampled_from(["/claude-usage", "1", "true", "", "payload", "[]", "{}"]) | st.text()
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    body=st.binary(max_size=200)
+    | st.dictionaries(FIELD_NAMES, FIELD_VALUES, max_size=8).map(urlencode).map(str.encode),
+    content_type=st.sampled_from([FORM, FORM, JSON, "text/plain", ""]),
+    signed=st.booleans(),
+)
+async def test_whatever_arrives_gets_an_answer_and_no_traceback(
+    sender: Sender,
+    caplog: pytest.LogCaptureFixture,
+    body: bytes,
+    content_type: str,
+    signed: bool,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    caplog.clear()
+    headers = sign(body, content_type=content_type) if signed else {"Content-Type": content_type}
+
+    response = await sender.post(body, headers)
+
+    assert response.status_code in ((200, 400) if signed else (200, 401)), response.text
+    assert [record.getMessage() for record in caplog.records if record.exc_info] == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert_no_secret_logged(caplog)
+    assert_no_secret(sender)
