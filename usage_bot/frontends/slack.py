@@ -3,9 +3,18 @@ destinations, and the Slack part of ``usage-bot doctor``.
 
 Built on slack-bolt's :class:`AsyncApp`, inside the bot's one asyncio loop: Socket Mode
 connects with :meth:`AsyncSocketModeHandler.connect_async` (the SDK reconnects on its
-own), HTTP mode serves ``POST /slack/events`` on the bot's :class:`HttpServer` with
-Bolt's signature and timestamp verification. Every Web API call goes to
-``SLACK_API_BASE_URL``.
+own), HTTP mode serves ``POST /slack/events`` on the bot's :class:`HttpServer`. Every Web
+API call goes to ``SLACK_API_BASE_URL``.
+
+HTTP mode: the URL is public, so anyone can send anything to it. The front end reads and
+checks each request itself before Bolt sees it: a body over :data:`MAX_REQUEST_BYTES`
+gets 413 unread; a missing, malformed, stale or wrong signature or timestamp 401 (Slack's
+v0 scheme); a signed body that is not a ``/claude-usage`` command 400 (the bot has no
+interactive components and subscribes to no events). Each refusal is one log line.
+Slack's unsigned ``ssl_check`` gets 200, as Bolt answers it. Bolt then gets the command's
+fields already parsed, as JSON: its own parser takes any form body containing "payload"
+(as ``/claude-usage payload`` does) for an interactive payload, and it fails with a 500
+on a non-numeric timestamp, a malformed body or form fields named like parts of an event.
 
 The 3-second deadline: a command is answered in its acknowledgement when the usage
 service can answer without the upstream, or when the upstream answers within
@@ -16,20 +25,25 @@ known values, or "fetching") and the report follows through ``response_url``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
@@ -74,6 +88,12 @@ STOP_GRACE = 5.0
 POST_TIMEOUT = 10
 DOCTOR_TIMEOUT = 10
 BOT_MENTION = "@usage-bot"
+# Slack's requests are a few kilobytes; anything this big is not from Slack.
+MAX_REQUEST_BYTES = 1024 * 1024
+# Slack's rule: a request signed more than 5 minutes ago (or ahead) may be a replay.
+MAX_REQUEST_AGE = 300
+# A slash command has 15 fields.
+MAX_FORM_FIELDS = 100
 
 _TOKEN_REJECTED = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
@@ -179,13 +199,14 @@ class SlackFrontEnd:
         self._client = AsyncWebClient(
             token=settings.slack_bot_token.reveal(), base_url=settings.slack_api_base_url
         )
-        secret = settings.slack_signing_secret
         self._app = AsyncApp(
             client=self._client,
             name="usage-bot",
-            # Passed explicitly, even empty, so that Bolt does not read the environment.
-            signing_secret=secret.reveal() if secret and self._mode == "http" else "",
-            request_verification_enabled=True,
+            # Empty rather than None, so that Bolt does not read the environment: HTTP
+            # requests are verified in _on_http_request, before Bolt parses them, and
+            # Socket Mode needs no signature.
+            signing_secret="",
+            request_verification_enabled=False,
         )
         self._app.command(COMMAND)(self._on_command)
         if self._mode == "http" and http is not None:
@@ -261,8 +282,29 @@ class SlackFrontEnd:
     async def _on_http_request(self, request: web.Request) -> web.StreamResponse:
         if not self._running:
             return web.Response(status=503, text="usage-bot is not taking Slack requests now")
-        response = await self._app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+        body = await _read_body(request, MAX_REQUEST_BYTES)
+        if isinstance(body, RequestRefused):
+            return _refuse(request, body)
+        if _is_ssl_check(body, request.content_type):
+            return web.Response(status=200)
+        secret = self._settings.slack_signing_secret
+        assert secret is not None  # HTTP mode is chosen by its presence
+        # Slack's clock, not the injected one: the timestamp is real time wherever we run.
+        refused = check_signature(
+            secret,
+            timestamp=request.headers.get("X-Slack-Request-Timestamp"),
+            signature=request.headers.get("X-Slack-Signature"),
+            body=body,
+            now=time.time(),
+        )
+        if refused is not None:
+            return _refuse(request, refused)
+        command = read_slack_command(body, request.content_type)
+        if isinstance(command, RequestRefused):
+            return _refuse(request, command)
+        # Bolt takes a JSON body as it is (and verifies nothing more: that was done above).
+        bolt_request = AsyncBoltRequest(body=json.dumps(command), headers={"content-type": _JSON})
+        return await to_aiohttp_response(await self._app.async_dispatch(bolt_request))
 
     async def _on_command(
         self, ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]
@@ -317,6 +359,179 @@ class SlackFrontEnd:
 def _connected(client: SocketModeClient) -> bool:
     session = client.current_session
     return not client.closed and not client.stale and session is not None and not session.closed
+
+
+# -- HTTP mode: what arrives at /slack/events --------------------------------------------
+
+_FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
+_TIMESTAMP = re.compile(r"[0-9]{1,15}")
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+# What Slack sends with a slash command (docs.slack.dev, "Implementing slash commands").
+_COMMAND_FIELDS = frozenset(
+    {
+        "api_app_id",
+        "channel_id",
+        "channel_name",
+        "command",
+        "enterprise_id",
+        "enterprise_name",
+        "is_enterprise_install",
+        "response_url",
+        "team_domain",
+        "team_id",
+        "text",
+        "token",
+        "trigger_id",
+        "user_id",
+        "user_name",
+    }
+)
+_NOT_SIGNED = (
+    "This request is not signed with the Slack app's signing secret, or was signed over 5 "
+    "minutes ago."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRefused:
+    """A request to ``/slack/events`` that Bolt never sees: its status, why (for the log:
+    never anything of the secret or of the request's own bytes), and whether it was
+    signed, which makes it a warning."""
+
+    status: Literal[400, 401, 413]
+    reason: str
+    signed: bool = False
+
+    @property
+    def answer(self) -> str:
+        """What the sender is told: for 401, the same whatever the reason."""
+        if self.status == 401:
+            return _NOT_SIGNED
+        if self.status == 413:
+            return "This request is over 1 MiB; Slack's are far smaller."
+        return f"usage-bot cannot read this request: {self.reason}."
+
+
+def check_signature(
+    secret: Secret, *, timestamp: str | None, signature: str | None, body: bytes, now: float
+) -> RequestRefused | None:
+    """Slack's v0 signature of ``body``: None when it is the signing secret's and the
+    timestamp within :data:`MAX_REQUEST_AGE` of ``now``; else a 401 saying why."""
+    if timestamp is None or signature is None:
+        missing = "X-Slack-Request-Timestamp" if timestamp is None else "X-Slack-Signature"
+        return RequestRefused(401, f"it has no {missing} header")
+    if not _TIMESTAMP.fullmatch(timestamp):
+        return RequestRefused(401, "its X-Slack-Request-Timestamp is not a number of seconds")
+    age = int(now) - int(timestamp)
+    if abs(age) > MAX_REQUEST_AGE:
+        when = f"{age} s ago" if age > 0 else f"{-age} s ahead"
+        return RequestRefused(
+            401,
+            f"its timestamp is {when} by this machine's clock, over 5 minutes (a replay, "
+            "or a wrong clock here or at the sender)",
+        )
+    if not _SIGNATURE.fullmatch(signature):
+        return RequestRefused(401, "its X-Slack-Signature is not a v0 signature")
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.reveal().encode(), base, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        return RequestRefused(401, "its signature is not SLACK_SIGNING_SECRET's")
+    return None
+
+
+def read_slack_command(body: bytes, content_type: str) -> dict[str, str] | RequestRefused:
+    """A signed body as Bolt gets it: the fields of a ``/claude-usage`` command, those
+    Slack documents (others are dropped: a form field named like a part of an event,
+    ``authorizations`` say, trips Bolt's parser). The bot takes nothing else here: no
+    interactive payloads, no events; anything else is a 400 saying why."""
+    fields = _command_fields(body, content_type)
+    if isinstance(fields, str):
+        return RequestRefused(400, fields, signed=True)
+    return {name: value for name, value in fields.items() if name in _COMMAND_FIELDS}
+
+
+def _command_fields(body: bytes, content_type: str) -> dict[str, str] | str:
+    """The form fields of a ``/claude-usage`` command, or why the body is not one."""
+    if content_type == _JSON:
+        return "it is JSON (an event), and this bot subscribes to none"
+    if content_type != _FORM:
+        return "it is not a form"
+    fields = _form_fields(body)
+    if isinstance(fields, str):
+        return fields
+    if "command" not in fields:
+        if "payload" in fields:
+            return "it is an interactive payload, and this bot has none"
+        return "it is not a slash command"
+    if fields["command"] != COMMAND:
+        return f"it is a slash command other than {COMMAND}: point that one elsewhere"
+    return fields
+
+
+def _form_fields(body: bytes) -> dict[str, str] | str:
+    """A form's fields, or why it is not a form Slack would send."""
+    if body.count(b"&") >= MAX_FORM_FIELDS:
+        return f"its form has over {MAX_FORM_FIELDS} fields"
+    try:
+        pairs = parse_qsl(
+            body.decode(), keep_blank_values=True, strict_parsing=True, errors="strict"
+        )
+    except UnicodeDecodeError:
+        return "its form is not UTF-8"
+    except ValueError:
+        return "it is not a well-formed form"
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        # Slack never repeats a field; which of two would count is the sender's game.
+        return "its form has a field twice"
+    return fields
+
+
+def _is_ssl_check(body: bytes, content_type: str) -> bool:
+    """Slack's unsigned check of the Request URL's certificate, answered as Bolt does:
+    ``ssl_check=1`` and a token, nothing else (bolt-js#2897 smuggled a payload in beside
+    one)."""
+    if content_type != _FORM or len(body) > 1024:
+        return False
+    fields = _form_fields(body)
+    return (
+        not isinstance(fields, str)
+        and fields.get("ssl_check") == "1"
+        and set(fields) <= {"ssl_check", "token"}
+    )
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | RequestRefused:
+    """The request's body, having read no more than ``limit`` bytes of it (decompressed)."""
+    if request.content_length is not None and request.content_length > limit:
+        return RequestRefused(413, "its body is over 1 MiB")
+    body = bytearray()
+    try:
+        while chunk := await request.content.readany():
+            body += chunk
+            if len(body) > limit:
+                return RequestRefused(413, "its body is over 1 MiB")
+    except (web.RequestPayloadError, ConnectionError):
+        return RequestRefused(
+            400, "its body broke off, or its chunked or compressed encoding is broken"
+        )
+    return bytes(body)
+
+
+def _refuse(request: web.Request, refused: RequestRefused) -> web.Response:
+    # Anyone may knock; but a signed request the bot cannot read means that Slack sent
+    # something new (a command renamed, an event subscribed to) or that the secret is out.
+    level = logging.WARNING if refused.signed else logging.INFO
+    log.log(
+        level,
+        "slack: refused a request to %s from %s (%d): %s",
+        EVENTS_PATH,
+        request.remote or "?",
+        refused.status,
+        refused.reason,
+    )
+    return web.Response(status=refused.status, text=refused.answer)
 
 
 # -- alert destinations ------------------------------------------------------------------
