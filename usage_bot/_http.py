@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from usage_bot._exceptions import ConfigError
 
@@ -21,6 +23,25 @@ class Health:
 
     healthy: bool
     body: dict[str, Any] = field(default_factory=dict)
+
+
+class _MalformedRequestsInOneLine(logging.Filter):
+    """aiohttp answers a request it cannot parse (a header over 8 KiB, a broken chunk
+    size, a bad Content-Length) with 400 itself, and logs it at ERROR with a traceback:
+    on a port anyone may reach, that is noise an attacker controls. One INFO line each."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            if record.levelno > logging.INFO:
+                record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = "http: answered a malformed request with 400 (%s)"
+            record.args = (type(error).__name__,)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_MALFORMED_FILTER = _MalformedRequestsInOneLine()
 
 
 class HttpServer:
@@ -43,6 +64,9 @@ class HttpServer:
         self._app.router.add_get("/metrics", self._metrics_page)
         self._runner: web.AppRunner | None = None
         self.port = port
+        server_log = logging.getLogger("aiohttp.server")
+        if _MALFORMED_FILTER not in server_log.filters:
+            server_log.addFilter(_MALFORMED_FILTER)
 
     def add_route(self, method: str, path: str, handler: Handler) -> None:
         self._app.router.add_route(method, path, handler)
