@@ -111,6 +111,7 @@ class CredentialsExpired(CredentialsError):
     code = "credentials_expired"
 
     def __init__(self, expired_at: datetime) -> None:
+        self.expired_at = expired_at
         when = expired_at.strftime("%Y-%m-%d %H:%M UTC")
         super().__init__(
             f"The Claude login expired at {when} (Claude Code renews it only while it is "
