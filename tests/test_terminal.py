@@ -309,3 +309,18 @@ def test_an_expired_login_reads_as_a_state_of_rest(width: int) -> None:
         "run on this machine since." in text
     )
     assert "run `claude`" not in text
+
+
+def test_long_upstream_text_is_cut_and_stays_ascii() -> None:
+    answer_rows = [(f"s{i}", "x" * 500, 1) for i in range(10)]
+    report = report_2026(
+        seven_day_breakdown=shapes.breakdown(*answer_rows),
+        five_hour=shapes.window(1, shapes.SESSION_RESET, locked_reason="y" * 10_000),
+    )
+
+    for width in (80, 40):
+        text = render(report, width, unicode=False)
+        assert text.isascii()
+        assert_fits(text, width)
+        assert len(text) < 3000
+        assert "4 more" in text

@@ -24,6 +24,9 @@ STALE_AFTER = timedelta(minutes=10)
 NOT_STARTED = "not started"
 # Enough for the four surfaces the upstream names, and a few it may add.
 MAX_BREAKDOWN_ROWS = 6
+# Upstream text shown inside a line: a surface's name, a locked reason.
+MAX_NAME = 40
+MAX_REASON = 200
 _SEVERITY_NAMES = ("normal", "warning", "critical")
 
 
@@ -215,17 +218,22 @@ def locked_text(reason: str) -> str:
     """``Locked: usage limit reached``; a reason that is a sentence is shown as it is."""
     if re.fullmatch(r"[a-z0-9_]+", reason):
         reason = reason.replace("_", " ")
-    return f"Locked: {reason}"
+    return f"Locked: {_clip(reason, MAX_REASON)}"
 
 
 def breakdown_text(breakdown: Breakdown) -> str:
     """``Used by Claude Code 30%, Chat 8.5%, Cowork 2%``: who used the weekly limit."""
     rows = breakdown.rows[:MAX_BREAKDOWN_ROWS]
-    parts = [f"{row.label} {format_percent(row.percent)}" for row in rows]
+    parts = [f"{_clip(row.label, MAX_NAME)} {format_percent(row.percent)}" for row in rows]
     left = len(breakdown.rows) - len(rows)
     if left:
         parts.append(f"{left} more")
     return "Used by " + ", ".join(parts)
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters; ASCII dots, for terminals that have no more."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def to_json(usages: Sequence[AccountUsage], now: datetime) -> dict[str, Any]:
