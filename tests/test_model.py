@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tests import shapes
 from usage_bot._exceptions import UnexpectedResponse
 from usage_bot._model import Dollars, Money, UsageSnapshot, humanise, parse_usage
+from usage_bot._simulator import FIVE_HOURS, simulated_usage
 
 NOW = datetime(2026, 7, 19, 1, 2, 3, tzinfo=UTC)
 
@@ -496,6 +497,30 @@ def test_breakdown_rows_without_a_display_name_are_named_from_their_key() -> Non
     assert week.breakdown is not None
     assert [row.label for row in week.breakdown.rows] == ["Claude Code", "Mobile app"]
     assert week.breakdown.as_of is None
+
+
+@pytest.mark.parametrize(
+    ("hours", "session", "weekly", "fable"),
+    [(0, 10.0, 35.0, 72.0), (4, 86.0, 36.4, 80.0), (4.5, 95.5, 36.6, 81.0), (5, 10.0, 36.8, 82.0)],
+)
+def test_the_simulated_account_shows_the_2026_shapes_and_keeps_its_crossings(
+    hours: float, session: float, weekly: float, fable: float
+) -> None:
+    origin = datetime(2026, 7, 19, tzinfo=UTC)
+    now = origin + FIVE_HOURS * (hours / 5)
+
+    snapshot = parse_usage(simulated_usage(now, origin), fetched_at=now)
+
+    assert [(lim.id, lim.percent) for lim in snapshot.limits] == [
+        ("five_hour", session),
+        ("seven_day", weekly),
+        ("seven_day_fable", fable),
+    ]
+    week = snapshot.limits[1]
+    assert week.breakdown is not None
+    assert [row.label for row in week.breakdown.rows] == ["Claude Code", "Chat", "Cowork", "Other"]
+    assert sum(row.percent for row in week.breakdown.rows) == pytest.approx(weekly, abs=0.2)
+    assert week.breakdown.window_started_at == origin
 
 
 # -- properties ---------------------------------------------------------------------------------
