@@ -419,6 +419,6 @@ def test_an_expired_login_reads_as_a_state_of_rest_in_the_footer() -> None:
     [embed] = render_reports([expired])
 
     assert embed.footer.text == (
-        "Last known values, from 2 min ago: the login expired then; Claude Code has not run "
+        "Last known values, from 2 min ago. The login expired then; Claude Code has not run "
         "on this machine since."
     )

@@ -45,7 +45,7 @@ def test_values_from_before_the_login_expired_say_so_calmly() -> None:
     note = build_report(usage, NOW).staleness_note
 
     assert note == (
-        "Last known values, from 7 h 52 min ago: the login expired then; Claude Code has not "
+        "Last known values, from 7 h 52 min ago. The login expired then; Claude Code has not "
         "run on this machine since."
     )
 
@@ -60,8 +60,8 @@ def test_values_much_older_than_the_expiry_give_both_ages() -> None:
     note = build_report(usage, NOW).staleness_note
 
     assert note == (
-        "Last known values, from 2 d ago; the login expired 5 h ago, and Claude Code has not "
-        "run on this machine since."
+        "Last known values, from 2 d ago. The login expired 5 h ago; Claude Code has not run "
+        "on this machine since."
     )
 
 

@@ -452,6 +452,6 @@ def test_an_expired_login_reads_as_a_state_of_rest() -> None:
     message = render_reports([build_report(stale, NOW)])
 
     assert message.blocks[-1]["elements"][1]["text"] == (
-        ":hourglass_flowing_sand: Last known values, from 8 h 2 min ago: the login expired "
+        ":hourglass_flowing_sand: Last known values, from 8 h 2 min ago. The login expired "
         "then; Claude Code has not run on this machine since."
     )

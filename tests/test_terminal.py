@@ -305,7 +305,7 @@ def test_an_expired_login_reads_as_a_state_of_rest(width: int) -> None:
     text = " ".join(render(report, width).split())
 
     assert (
-        "Last known values, from 8 h 3 min ago: the login expired then; Claude Code has not "
+        "Last known values, from 8 h 3 min ago. The login expired then; Claude Code has not "
         "run on this machine since." in text
     )
     assert "run `claude`" not in text

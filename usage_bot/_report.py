@@ -86,15 +86,15 @@ class AccountReport:
         date. An expired login is a state of rest, not an incident, and reads as one."""
         if not self.stale or self.age is None:
             return None
-        values = f"Last known values, from {format_duration(self.age)} ago"
+        values = f"Last known values, from {format_duration(self.age)} ago."
         if self.login_expired_ago is not None:
             since = "Claude Code has not run on this machine since."
             if abs(self.login_expired_ago - self.age) <= STALE_AFTER:
-                return f"{values}: the login expired then; {since}"
+                return f"{values} The login expired then; {since}"
             expired = format_duration(self.login_expired_ago)
-            return f"{values}; the login expired {expired} ago, and {since}"
+            return f"{values} The login expired {expired} ago; {since}"
         why = f" {self.error}" if self.error else ""
-        return f"{values}.{why}"
+        return f"{values}{why}"
 
 
 def build_report(usage: AccountUsage, now: datetime) -> AccountReport:
