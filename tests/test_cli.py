@@ -189,7 +189,16 @@ def assert_document(doc: object) -> dict[str, Any]:
     assert isinstance(doc["accounts"], list)
     assert len(doc["accounts"]) == 1
     account: dict[str, Any] = doc["accounts"][0]
-    assert set(account) == {"name", "fetched_at", "stale", "limits", "extra_usage", "error"}
+    # PRODUCT.md's fields exactly, and "spend", added for the 2026 shapes.
+    assert set(account) == {
+        "name",
+        "fetched_at",
+        "stale",
+        "limits",
+        "extra_usage",
+        "spend",
+        "error",
+    }
     assert account["name"] == "default"
     if account["fetched_at"] is not None:
         fetched = assert_timestamp(account["fetched_at"])
@@ -197,7 +206,18 @@ def assert_document(doc: object) -> dict[str, Any]:
     assert isinstance(account["stale"], bool)
     assert isinstance(account["limits"], list)
     for limit in account["limits"]:
-        assert set(limit) == {"id", "label", "percent", "resets_at", "severity"}, limit
+        assert set(limit) == {
+            *("id", "label", "percent", "resets_at", "severity"),
+            *("started", "locked_reason", "dollars", "breakdown"),  # added for 2026
+        }, limit
+        assert isinstance(limit["started"], bool)
+        assert limit["locked_reason"] is None or isinstance(limit["locked_reason"], str)
+        assert limit["dollars"] is None or set(limit["dollars"]) == {"limit", "used", "remaining"}
+        if limit["breakdown"] is not None:
+            assert limit["id"] == "seven_day"
+            for row in limit["breakdown"]["rows"]:
+                assert set(row) == {"key", "label", "percent"}
+                assert 0 <= row["percent"] <= 100
         assert isinstance(limit["id"], str)
         assert limit["id"]
         assert isinstance(limit["label"], str)
@@ -215,6 +235,10 @@ def assert_document(doc: object) -> dict[str, Any]:
         for amount in (extra["used"], extra["limit"]):
             assert amount is None or (isinstance(amount, int | float) and amount >= 0)
         assert isinstance(extra["currency"], str)
+    spend = account["spend"]
+    if spend is not None:
+        assert set(spend) == {"used", "limit", "cap", "percent", "severity"}
+        assert spend["percent"] is None or 0 <= spend["percent"] <= 100
     error = account["error"]
     if error is not None:
         assert set(error) == {"code", "message"}
@@ -588,6 +612,16 @@ UPSTREAM_ERRORS = [
         payload={"five_hour": {"utilization": "high", "resets_at": None}},
     ),
     upstream_error("limits-not-a-list", ("limits",), payload={"limits": {"kind": "session"}}),
+    upstream_error(
+        "no-known-member",
+        ("none of the members the bot knows", "update usage-bot"),
+        payload={"organization_uuid": "f00", "currency": "EUR"},
+    ),
+    upstream_error(
+        "percent-out-of-range",
+        ("five_hour.utilization is 1e+308, not a percent from 0 to 100",),
+        payload={"five_hour": {"utilization": 1e308, "resets_at": None}},
+    ),
     upstream_error(
         "bad-timestamp",
         ("five_hour.resets_at",),

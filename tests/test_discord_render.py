@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import shapes
 from usage_bot._exceptions import CredentialsExpired, RateLimited
 from usage_bot._model import parse_usage
 from usage_bot._notify import AlertMessage
@@ -23,6 +24,7 @@ from usage_bot.frontends.discord_render import (
     NO_DATA_COLOUR,
     RESET_COLOUR,
     render_alert,
+    render_compact,
     render_reports,
     timestamp,
 )
@@ -324,3 +326,99 @@ def test_an_oversized_alert_is_cut_to_fit() -> None:
     embed = render_alert(alert(title="T" * 500, text="x" * 5000, advice="a" * 2000))
 
     assert_fits([embed])
+
+
+# -- the 2026 shapes --------------------------------------------------------------------------
+
+LOCKED_SESSION = shapes.window(
+    100,
+    SESSION_RESET,
+    limit_dollars=50,
+    used_dollars=50,
+    remaining_dollars=0,
+    locked_reason="usage_limit_reached",
+)
+
+
+def test_a_2026_answer() -> None:
+    [embed] = render_reports([report(shapes.answer_2026())])
+
+    assert_fits([embed])
+    shown = fields(embed)
+    assert list(shown) == ["5-hour", "Weekly (all models)", "Weekly (Fable)", "Weekly (Sonnet)"]
+    assert shown["5-hour"] == "🟢 `░░░░░░░░░░` **0%**\nNot started"
+    week = shown["Weekly (all models)"].splitlines()
+    assert week[1] == f"Resets <t:{unix(WEEK_RESET)}:R> · <t:{unix(WEEK_RESET)}:f>"
+    assert week[2] == "Used by Claude Code 30%, Chat 8.5%, Cowork 2%, Other 1.5%"
+    assert shown["Weekly (Fable)"].startswith("🔴 `██████████` **96%** (critical)")
+    assert embed.description == (
+        "Spend: 12.50 USD used of 100.00 USD (12%); capped at 150.00 USD\n"
+        "Extra usage: 20.50 USD used of 50.00 USD"
+    )
+    assert embed.colour == discord.Colour(COLOURS["critical"])
+
+
+def test_a_locked_window_says_why_and_what_it_cost() -> None:
+    [embed] = render_reports([report(shapes.answer_2026(five_hour=LOCKED_SESSION))])
+
+    assert fields(embed)["5-hour"].splitlines()[2:] == [
+        "🔒 Locked: usage limit reached",
+        "50.00 USD used of 50.00 USD, 0.00 USD left",
+    ]
+
+
+def test_the_compact_embed_keeps_each_limit_with_its_details() -> None:
+    reports = [
+        report(shapes.answer_2026(five_hour=LOCKED_SESSION), name="alice"),
+        report(FLAT, name="bob"),
+    ]
+
+    embed = render_compact(reports)
+
+    assert_fits([embed])
+    alice = (embed.fields[0].value or "").splitlines()
+    five = next(i for i, line in enumerate(alice) if "5-hour" in line)
+    assert alice[five + 1] == "  *🔒 Locked: usage limit reached*"
+    assert alice[five + 2] == "  *50.00 USD used of 50.00 USD, 0.00 USD left*"
+    week = next(i for i, line in enumerate(alice) if "Weekly (all models)" in line)
+    assert alice[week + 1].startswith("  *Used by Claude Code 30%")
+    assert "Spend: 12.50 USD used" in (embed.fields[0].value or "")
+
+
+def test_an_inactive_session_in_the_compact_embed() -> None:
+    embed = render_compact([report(shapes.answer_2026(), name="a"), report(FLAT, name="b")])
+
+    first = (embed.fields[0].value or "").splitlines()[0]
+    assert first == "🟢 `░░░░░░░░` **0%** 5-hour · not started"
+
+
+def test_markdown_in_upstream_names_is_inert() -> None:
+    answer = shapes.answer_2026(
+        seven_day_breakdown=shapes.breakdown(("other", "**bold** `code`", 5)),
+    )
+
+    [embed] = render_reports([report(answer)])
+
+    assert "Used by \\*\\*bold\\*\\* \\`code\\` 5%" in fields(embed)["Weekly (all models)"]
+
+
+@pytest.mark.parametrize("accounts", [1, 3, 12])
+def test_a_huge_breakdown_and_locked_reason_fit_discords_limits(accounts: int) -> None:
+    rows = [(f"surface_{i}", "*" * 500, i % 100) for i in range(500)]
+    answer = shapes.answer_2026(
+        seven_day_breakdown=shapes.breakdown(*rows),
+        five_hour=shapes.window(1, SESSION_RESET, locked_reason="_" * 10_000),
+    )
+
+    assert_fits(render_reports([report(answer, name=f"a{i}") for i in range(accounts)]))
+
+
+def test_an_expired_login_reads_as_a_state_of_rest_in_the_footer() -> None:
+    expired = report(FLAT, error=CredentialsExpired(NOW - timedelta(minutes=1)))
+
+    [embed] = render_reports([expired])
+
+    assert embed.footer.text == (
+        "Last known values, from 2 min ago. The login expired then; Claude Code has not run "
+        "on this machine since."
+    )

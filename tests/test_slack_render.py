@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from usage_bot._exceptions import RateLimited
+from tests import shapes
+from usage_bot._exceptions import CredentialsExpired, RateLimited
 from usage_bot._model import parse_usage
 from usage_bot._notify import AlertMessage
 from usage_bot._report import AccountReport, build_report
@@ -88,7 +89,8 @@ SHAPES: dict[str, dict[str, Any]] = {
     "both": {**FLAT, **LISTED, **EXTRA_ON},
     "extra unlimited": {**LISTED, **EXTRA_UNLIMITED},
     "extra off": {**FLAT, **EXTRA_OFF},
-    "empty": {},
+    "2026": shapes.answer_2026(),
+    "nothing in the known members": {"five_hour": None, "seven_day": None},
 }
 
 
@@ -167,7 +169,8 @@ def test_one_account_in_full() -> None:
     assert ":large_yellow_circle: *Weekly (Fable)*" in text
     assert ":red_circle: *Weekly (Sonnet)*" in text
     assert ":large_yellow_circle: *Monthly burst*" in text, "unknown severity shows as warning"
-    assert "*Weekly (OAuth apps)*   *0%*\n`░░░░░░░░░░`   no reset time given" in text
+    assert "*Weekly (OAuth apps)*   *0%*\n`░░░░░░░░░░`   not started" in text
+    assert "*Iguana necktie*   *42%*" in text
     assert "Extra usage: 20.50 USD used of 50.00 USD" in text
     assert "Account *default* · updated <!date^1784422800^{time}|2026-07-19 01:00 UTC>" in text
     assert "Last known" not in text
@@ -342,3 +345,113 @@ def test_alert_without_reset_or_advice() -> None:
 
     assert_within_block_kit(message)
     assert "Resets" not in shown(message)
+
+
+# -- the 2026 shapes --------------------------------------------------------------------------
+
+LOCKED_SESSION = shapes.window(
+    100,
+    RESET,
+    limit_dollars=50,
+    used_dollars=50,
+    remaining_dollars=0,
+    locked_reason="usage_limit_reached",
+)
+
+
+def section_of(message: SlackMessage, label: str) -> str:
+    return next(
+        block["text"]["text"]
+        for block in message.blocks
+        if block["type"] == "section" and f"*{label}*" in block["text"]["text"]
+    )
+
+
+def test_a_2026_answer_in_full() -> None:
+    message = render_reports([report(shapes.answer_2026(five_hour=LOCKED_SESSION))])
+
+    assert_within_block_kit(message)
+    assert section_of(message, "5-hour") == (
+        ":red_circle: *5-hour*   *100%*\n`██████████`   resets "
+        "<!date^1784432399^{date_short_pretty} {time}|2026-07-19 03:39 UTC> (in 2 h 39 min)\n"
+        ":lock: Locked: usage limit reached\n"
+        "50.00 USD used of 50.00 USD, 0.00 USD left"
+    )
+    assert section_of(message, "Weekly (all models)").endswith(
+        "\nUsed by Claude Code 30%, Chat 8.5%, Cowork 2%, Other 1.5%"
+    )
+    assert section_of(message, "Weekly (Fable)").startswith(":red_circle: *Weekly (Fable)*")
+    text = shown(message)
+    assert (
+        ":credit_card: Spend: 12.50 USD used of 100.00 USD (12%); capped at 150.00 USD\n"
+        ":moneybag: Extra usage: 20.50 USD used of 50.00 USD"
+    ) in text
+    assert "Tangelo" not in text
+
+
+def test_an_inactive_session_reads_not_started() -> None:
+    message = render_reports([report(shapes.answer_2026())])
+
+    assert section_of(message, "5-hour") == (
+        ":large_green_circle: *5-hour*   *0%*\n`░░░░░░░░░░`   not started"
+    )
+
+
+def test_several_accounts_show_the_new_lines_compactly() -> None:
+    reports = [
+        report(shapes.answer_2026(five_hour=LOCKED_SESSION), account="alice"),
+        report(FLAT, account="bob"),
+    ]
+
+    message = render_reports(reports)
+
+    assert_within_block_kit(message)
+    alice = message.blocks[1]["text"]["text"]
+    assert "5-hour `██████████` *100%* · resets <!" in alice
+    assert "\n      _:lock: Locked: usage limit reached_\n" in alice
+    assert "\n      _Used by Claude Code 30%, Chat 8.5%, Cowork 2%, Other 1.5%_\n" in alice
+    assert ":credit_card: Spend: 12.50 USD used" in alice
+    assert "5-hour" in message.blocks[2]["text"]["text"]
+
+
+def test_upstream_names_in_the_breakdown_cannot_inject_mentions() -> None:
+    answer = shapes.answer_2026(
+        seven_day_breakdown=shapes.breakdown(("other", "<!here> & <@U1>", 5)),
+        five_hour=shapes.window(1, RESET, locked_reason="<!channel>"),
+    )
+
+    text = shown(render_reports([report(answer)]))
+
+    assert "<!here>" not in text
+    assert "<!channel>" not in text
+    assert "Used by &lt;!here&gt; &amp; &lt;@U1&gt; 5%" in text
+    assert "Locked: &lt;!channel&gt;" in text
+
+
+def test_a_huge_breakdown_and_locked_reason_stay_within_block_kit() -> None:
+    rows = [(f"surface_{i}", "x" * 500, i % 100) for i in range(500)]
+    answer = shapes.answer_2026(
+        seven_day_breakdown=shapes.breakdown(*rows),
+        five_hour=shapes.window(1, RESET, locked_reason="y" * 10_000),
+    )
+
+    for accounts in (1, 3):
+        message = render_reports([report(answer, account=f"a{i}") for i in range(accounts)])
+        assert_within_block_kit(message)
+        assert "494 more" in shown(message)
+
+
+def test_an_expired_login_reads_as_a_state_of_rest() -> None:
+    stale = AccountUsage(
+        "default",
+        parse_usage(shapes.answer_2026(), fetched_at=NOW - timedelta(hours=8, minutes=2)),
+        error=CredentialsExpired(NOW - timedelta(hours=8)),
+        checked_at=NOW,
+    )
+
+    message = render_reports([build_report(stale, NOW)])
+
+    assert message.blocks[-1]["elements"][1]["text"] == (
+        ":hourglass_flowing_sand: Last known values, from 8 h 2 min ago. The login expired "
+        "then; Claude Code has not run on this machine since."
+    )

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from usage_bot._exceptions import RateLimited, UpstreamTimeout, UsageBotError
-from usage_bot._model import ExtraUsage, Limit, UsageSnapshot
+from tests import shapes
+from usage_bot._exceptions import CredentialsExpired, RateLimited, UpstreamTimeout, UsageBotError
+from usage_bot._model import ExtraUsage, Limit, UsageSnapshot, parse_usage
 from usage_bot._report import AccountReport, build_report
 from usage_bot._service import AccountUsage
 from usage_bot._terminal import render_report, render_reports
@@ -211,3 +212,115 @@ def test_long_labels_are_shown_whole_at_80_columns() -> None:
     assert_fits(text, 80)
     for limit in models:
         assert limit.label in text
+
+
+# -- the 2026 shapes --------------------------------------------------------------------------
+
+
+def report_2026(**members: object) -> AccountReport:
+    answer = shapes.answer_2026(**members)
+    usage = AccountUsage(
+        "default", parse_usage(answer, fetched_at=NOW - timedelta(minutes=1)), checked_at=NOW
+    )
+    return build_report(usage, NOW)
+
+
+LOCKED_SESSION = shapes.window(
+    100,
+    shapes.SESSION_RESET,
+    limit_dollars=50,
+    used_dollars=50,
+    remaining_dollars=0,
+    locked_reason="usage_limit_reached",
+)
+
+
+@pytest.mark.parametrize("width", [80, 40])
+@pytest.mark.parametrize("unicode", [True, False])
+def test_a_2026_answer_fits_and_shows_everything(width: int, unicode: bool) -> None:
+    text = render(report_2026(five_hour=LOCKED_SESSION), width, unicode=unicode)
+
+    assert_fits(text, width)
+    assert text.isascii() or unicode
+    flat = " ".join(text.split())
+    for shown in (
+        "5-hour",
+        "Locked: usage limit reached",
+        "50.00 USD used of 50.00 USD, 0.00 USD left",
+        "Weekly (all models)",
+        "Used by Claude Code 30%, Chat 8.5%, Cowork 2%, Other 1.5%",
+        "Weekly (Fable)",
+        "96% !!",
+        "Spend: 12.50 USD used of 100.00 USD (12%); capped at 150.00 USD",
+        "Extra usage: 20.50 USD used of 50.00 USD",
+    ):
+        assert shown in flat, shown
+    assert "Tangelo" not in text, "a codenamed placeholder at 0 % with no end stays hidden"
+
+
+def test_details_are_indented_under_their_limit_at_80_columns() -> None:
+    lines = render(report_2026(five_hour=LOCKED_SESSION), 80).splitlines()
+
+    five = next(i for i, line in enumerate(lines) if line.startswith("  5-hour"))
+    assert lines[five + 1] == "    Locked: usage limit reached"
+    assert lines[five + 2] == "    50.00 USD used of 50.00 USD, 0.00 USD left"
+    week = next(i for i, line in enumerate(lines) if line.startswith("  Weekly (all models)"))
+    assert lines[week + 1] == "    Used by Claude Code 30%, Chat 8.5%, Cowork 2%, Other 1.5%"
+    assert lines[week + 2].startswith("  Weekly (Fable)")
+
+
+def test_the_breakdown_follows_the_weekly_reset_at_40_columns() -> None:
+    lines = render(report_2026(), 40).splitlines()
+
+    week = next(i for i, line in enumerate(lines) if line.startswith("Weekly (all models)"))
+    assert lines[week + 2].startswith("resets ")
+    assert lines[week + 3] == "  Used by Claude Code 30%, Chat 8.5%,"
+    assert lines[week + 4] == "    Cowork 2%, Other 1.5%"
+
+
+@pytest.mark.parametrize("width", [80, 40])
+def test_an_inactive_session_reads_not_started(width: int) -> None:
+    text = render(report_2026(), width)
+
+    five = text[text.index("5-hour") : text.index("Weekly (all models)")]
+    assert "0%" in five
+    assert "not started" in five
+    assert "resets" not in five
+    assert "no reset" not in five.lower()
+
+
+def test_spend_in_a_currency_without_minor_units() -> None:
+    spend = {"used": shapes.money(1200, "JPY", 0), "severity": "warning"}
+
+    text = render(report_2026(spend=spend), 80)
+
+    assert "Spend: 1,200 JPY used (warning)" in text
+
+
+@pytest.mark.parametrize("width", [80, 40])
+def test_an_expired_login_reads_as_a_state_of_rest(width: int) -> None:
+    fetched_ago = timedelta(hours=8, minutes=3)
+    report = report_of(error=CredentialsExpired(NOW - timedelta(hours=8)), fetched_ago=fetched_ago)
+
+    text = " ".join(render(report, width).split())
+
+    assert (
+        "Last known values, from 8 h 3 min ago. The login expired then; Claude Code has not "
+        "run on this machine since." in text
+    )
+    assert "run `claude`" not in text
+
+
+def test_long_upstream_text_is_cut_and_stays_ascii() -> None:
+    answer_rows = [(f"s{i}", "x" * 500, 1) for i in range(10)]
+    report = report_2026(
+        seven_day_breakdown=shapes.breakdown(*answer_rows),
+        five_hour=shapes.window(1, shapes.SESSION_RESET, locked_reason="y" * 10_000),
+    )
+
+    for width in (80, 40):
+        text = render(report, width, unicode=False)
+        assert text.isascii()
+        assert_fits(text, width)
+        assert len(text) < 3000
+        assert "4 more" in text

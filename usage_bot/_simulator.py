@@ -25,7 +25,11 @@ WEEK = timedelta(days=7)
 
 
 def simulated_usage(now: datetime, origin: datetime) -> dict[str, Any]:
-    """The simulated account at ``now``: the shape of the newest upstream answers."""
+    """The simulated account at ``now``: the shape of the newest upstream answers.
+
+    A plan, so the windows' dollars are null; a codenamed placeholder that stays hidden;
+    the weekly limit with who used it; a model-scoped limit only in ``limits``.
+    """
     elapsed = now - origin
     window = elapsed // FIVE_HOURS
     phase = (elapsed - window * FIVE_HOURS) / FIVE_HOURS
@@ -37,9 +41,11 @@ def simulated_usage(now: datetime, origin: datetime) -> dict[str, Any]:
     weekly_reset = origin + (week_index + 1) * WEEK
     fable = min(100, int(72 + elapsed.total_seconds() / 3600 * 2))
     return {
-        "five_hour": {"utilization": session, "resets_at": _iso(session_reset)},
-        "seven_day": {"utilization": weekly, "resets_at": _iso(weekly_reset)},
+        "five_hour": _window(session, session_reset),
+        "seven_day": _window(weekly, weekly_reset),
         "seven_day_opus": None,
+        "tangelo_sprout": {"utilization": 0.0, "resets_at": None},
+        "seven_day_breakdown": _breakdown(weekly, now, weekly_reset - WEEK),
         "limits": [
             {
                 "kind": "session",
@@ -66,7 +72,34 @@ def simulated_usage(now: datetime, origin: datetime) -> dict[str, Any]:
             "used_credits": 2050 + int(elapsed.total_seconds() // 600),
             "utilization": None,
             "currency": "USD",
+            "decimal_places": 2,
         },
+    }
+
+
+def _window(percent: float, resets_at: datetime) -> dict[str, Any]:
+    return {
+        "utilization": percent,
+        "resets_at": _iso(resets_at),
+        "limit_dollars": None,
+        "used_dollars": None,
+        "remaining_dollars": None,
+        "locked_reason": None,
+    }
+
+
+def _breakdown(weekly: float, now: datetime, started: datetime) -> dict[str, Any]:
+    """Who used the weekly quota: mostly Claude Code, the rest chat, Cowork and other."""
+    code, chat, cowork = (round(weekly * share, 1) for share in (0.62, 0.25, 0.09))
+    other = round(max(weekly - code - chat - cowork, 0.0), 1)
+    names = {"claude_code": "Claude Code", "chat": "Chat", "cowork": "Cowork", "other": "Other"}
+    percents = {"claude_code": code, "chat": chat, "cowork": cowork, "other": other}
+    return {
+        "as_of": _iso(now),
+        "window_started_at": _iso(started),
+        "rows": [
+            {"key": key, "display_name": names[key], "percent": percents[key]} for key in names
+        ],
     }
 
 

@@ -1,4 +1,8 @@
-"""The report as terminal text, readable from 40 columns up; times in local time."""
+"""The report as terminal text, readable from 40 columns up; times in local time.
+
+Each limit is one line at 80 columns (three at 40: label and percent, bar, reset), with
+what locked it, its dollars and who used it on indented lines below.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 
 from usage_bot._report import (
+    NOT_STARTED,
     AccountReport,
     ReportRow,
     bar,
     extra_usage_text,
     format_duration,
     format_percent,
+    spend_text,
 )
 
 _MARKERS = {0: "", 1: " !", 2: " !!"}
@@ -47,10 +53,15 @@ def render_report(
     label_width = max((len(row.label) for row in report.rows), default=0)
     wide = [_wide_row(row, label_width, now, tz, unicode) for row in report.rows]
     if all(len(line) <= width for line in wide):
-        lines.extend(wide)
+        for row, line in zip(report.rows, wide, strict=True):
+            lines.append(line)
+            lines.extend(_details(row, width, indent="    "))
     else:
         for row in report.rows:
             lines.extend(_narrow_row(row, width, now, tz, unicode))
+            lines.extend(_details(row, width, indent="  "))
+    if report.spend is not None:
+        lines.extend(textwrap.wrap(spend_text(report.spend), width))
     if report.extra_usage is not None:
         lines.extend(textwrap.wrap(extra_usage_text(report.extra_usage), width))
     note = report.staleness_note
@@ -70,8 +81,7 @@ def _wide_row(
     filled = bar(row.percent, 10, **_bar_chars(unicode))
     marker = _MARKERS.get(min(row.severity_rank, 2), "")
     percent = format_percent(row.percent).rjust(5)
-    resets = f"  resets {_when(row, now, tz)}" if row.resets_at else ""
-    return f"  {label}  {filled} {percent}{marker:3}{resets}".rstrip()
+    return f"  {label}  {filled} {percent}{marker:3}  {_resets(row, now, tz)}".rstrip()
 
 
 def _narrow_row(
@@ -82,9 +92,25 @@ def _narrow_row(
     label = row.label[: width - len(percent) - 1]
     lines = [label + " " * (width - len(label) - len(percent)) + percent]
     lines.append(bar(row.percent, width, **_bar_chars(unicode)))
-    if row.resets_at:
-        lines.extend(textwrap.wrap(f"resets {_when(row, now, tz)}", width))
+    lines.extend(textwrap.wrap(_resets(row, now, tz), width))
     return lines
+
+
+def _details(row: ReportRow, width: int, *, indent: str) -> list[str]:
+    return [
+        line
+        for detail in row.details
+        for line in textwrap.wrap(
+            detail, width, initial_indent=indent, subsequent_indent=indent + "  "
+        )
+    ]
+
+
+def _resets(row: ReportRow, now: datetime, tz: tzinfo | None) -> str:
+    """``resets 20:39 (in 3 h 39 min)``, ``not started``, or nothing when no end is known."""
+    if row.resets_at is not None:
+        return f"resets {_when(row, now, tz)}"
+    return "" if row.started else NOT_STARTED
 
 
 def _bar_chars(unicode: bool) -> dict[str, str]:

@@ -19,11 +19,13 @@ from discord.utils import escape_markdown
 
 from usage_bot._notify import AlertMessage
 from usage_bot._report import (
+    NOT_STARTED,
     AccountReport,
     ReportRow,
     bar,
     extra_usage_text,
     format_percent,
+    spend_text,
 )
 
 COMMAND = "claude-usage"
@@ -133,14 +135,22 @@ def _limit_field(row: ReportRow) -> _Field:
     value = f"{_marker(row)} `{bar(row.percent, _BAR_WIDTH)}` **{format_percent(row.percent)}**"
     if row.severity_rank > 0:
         value += f" ({escape_markdown(row.severity)})"
-    value += "\n" + (
-        f"Resets {timestamp(row.resets_at, 'R')} · {timestamp(row.resets_at, 'f')}"
-        if row.resets_at is not None
-        else "No reset time given"
-    )
+    if row.resets_at is not None:
+        value += f"\nResets {timestamp(row.resets_at, 'R')} · {timestamp(row.resets_at, 'f')}"
+    else:
+        value += "\n" + ("No reset time given" if row.started else NOT_STARTED.capitalize())
+    value = "\n".join([value, *_details(row)])
     # Discord refuses an empty field name.
     name = escape_markdown(row.label.strip()) or escape_markdown(row.limit_id) or "Limit"
-    return _Field(_truncate(name, MAX_FIELD_NAME), value)
+    return _Field(_truncate(name, MAX_FIELD_NAME), _truncate(value, MAX_FIELD_VALUE))
+
+
+def _details(row: ReportRow) -> list[str]:
+    """What locked the limit, its dollars, who used it: a line each under the limit."""
+    lines = [escape_markdown(detail) for detail in row.details]
+    if row.locked_reason and lines:
+        lines[0] = f"🔒 {lines[0]}"
+    return lines
 
 
 def _more_limits(left: Sequence[_Field]) -> _Field:
@@ -153,10 +163,16 @@ def _more_limits(left: Sequence[_Field]) -> _Field:
 def _account_field(report: AccountReport) -> _Field:
     marker = _MARKERS[_rank(report.worst_severity)] if report.rows else "⚪"
     name = _truncate(f"{marker} {escape_markdown(report.account)}", MAX_FIELD_NAME)
+    # A limit and its details are one entry, so that cutting to fit keeps them together.
     lines = [
-        f"{_marker(row)} `{bar(row.percent, _COMPACT_BAR_WIDTH)}` "
-        f"**{format_percent(row.percent)}** {escape_markdown(row.label)}"
-        + (f" · resets {timestamp(row.resets_at, 'R')}" if row.resets_at is not None else "")
+        "\n".join(
+            [
+                f"{_marker(row)} `{bar(row.percent, _COMPACT_BAR_WIDTH)}` "
+                f"**{format_percent(row.percent)}** {escape_markdown(row.label)}"
+                + _compact_resets(row),
+                *(f"  *{detail}*" for detail in _details(row)),
+            ]
+        )
         for row in report.rows
     ]
     notes = _account_notes(report)
@@ -164,6 +180,12 @@ def _account_field(report: AccountReport) -> _Field:
         notes.append(f"*{report.staleness_note}*")
     value = _lines_within([*lines, *notes], MAX_FIELD_VALUE, len(lines))
     return _Field(name, value)
+
+
+def _compact_resets(row: ReportRow) -> str:
+    if row.resets_at is not None:
+        return f" · resets {timestamp(row.resets_at, 'R')}"
+    return "" if row.started else f" · {NOT_STARTED}"
 
 
 def _more_accounts(left: Sequence[_Field]) -> _Field:
@@ -174,12 +196,14 @@ def _more_accounts(left: Sequence[_Field]) -> _Field:
 
 
 def _account_notes(report: AccountReport) -> list[str]:
-    """The sentences beside the limits: why nothing is shown, and the extra usage."""
+    """The sentences beside the limits: why nothing is shown, spend and extra usage."""
     notes: list[str] = []
     if report.fetched_at is None:
         notes.append(f"⚠️ {report.error}" if report.error else "No usage is known yet.")
     elif not report.rows:
         notes.append("Anthropic reported no limits for this account.")
+    if report.spend is not None:
+        notes.append(escape_markdown(spend_text(report.spend)))
     if report.extra_usage is not None:
         notes.append(escape_markdown(extra_usage_text(report.extra_usage)))
     return notes

@@ -16,12 +16,14 @@ from typing import Any, Literal
 
 from usage_bot._notify import AlertMessage
 from usage_bot._report import (
+    NOT_STARTED,
     AccountReport,
     ReportRow,
     bar,
     extra_usage_text,
     format_duration,
     format_percent,
+    spend_text,
 )
 
 COMMAND = "/claude-usage"
@@ -98,8 +100,7 @@ def render_reports(reports: Sequence[AccountReport], *, pending: bool = False) -
 def render_report(report: AccountReport, *, pending: bool = False) -> SlackMessage:
     """A header, one section per limit, extra usage, and a context line with the age."""
     sections = [_limit_section(row) for row in report.rows]
-    if report.extra_usage is not None:
-        sections.append(f":moneybag: {escape(extra_usage_text(report.extra_usage))}")
+    sections.extend(_money_lines(report))
     if not report.rows:
         sections.append(_nothing_to_show(report))
     context = _context(report, pending=pending)
@@ -125,7 +126,24 @@ def render_compact(reports: Sequence[AccountReport], *, pending: bool = False) -
 
 def _limit_section(row: ReportRow) -> str:
     first = f"{_marker(row)} *{escape(row.label)}*   *{format_percent(row.percent)}*"
-    return f"{first}\n`{bar(row.percent)}`   {_resets(row)}"
+    return "\n".join([f"{first}\n`{bar(row.percent)}`   {_resets(row)}", *_details(row)])
+
+
+def _details(row: ReportRow) -> list[str]:
+    """What locked the limit, its dollars, who used it: a line each under the limit."""
+    lines = [escape(detail) for detail in row.details]
+    if row.locked_reason and lines:
+        lines[0] = f":lock: {lines[0]}"
+    return lines
+
+
+def _money_lines(report: AccountReport) -> list[str]:
+    lines = []
+    if report.spend is not None:
+        lines.append(f":credit_card: {escape(spend_text(report.spend))}")
+    if report.extra_usage is not None:
+        lines.append(f":moneybag: {escape(extra_usage_text(report.extra_usage))}")
+    return lines
 
 
 def _account_summary(report: AccountReport) -> str:
@@ -135,8 +153,8 @@ def _account_summary(report: AccountReport) -> str:
         lines.append(
             f"{_marker(row)} {escape(row.label)} `{bar(row.percent)}` *{percent}* · {_resets(row)}"
         )
-    if report.extra_usage is not None:
-        lines.append(escape(extra_usage_text(report.extra_usage)))
+        lines.extend(f"      _{detail}_" for detail in _details(row))
+    lines.extend(_money_lines(report))
     note = report.staleness_note
     if note:
         lines.append(f":hourglass_flowing_sand: _{escape(note)}_")
@@ -147,7 +165,7 @@ def _account_summary(report: AccountReport) -> str:
 
 def _resets(row: ReportRow) -> str:
     if row.resets_at is None:
-        return "no reset time given"
+        return "no reset time given" if row.started else NOT_STARTED
     until = f" (in {format_duration(row.resets_in)})" if row.resets_in is not None else ""
     return f"resets {date_token(row.resets_at)}{until}"
 
