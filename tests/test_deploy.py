@@ -1,5 +1,6 @@
 """The files that run the bot elsewhere: docker-compose.yml, the systemd unit, the
-Kubernetes manifest, the Dockerfile and .env.example, each checked for what it promises.
+Kubernetes manifest, the Dockerfile, .env.example and the packaging, each checked for
+what it promises.
 
 The container itself is proven with ``container-check`` (see docs/container.md); this
 checks what can be checked without a container engine.
@@ -11,16 +12,67 @@ import ast
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from dotenv import dotenv_values
+
+from usage_bot._config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+VERSION = PYPROJECT["project"]["version"]
 
 Json = dict[str, Any]
+
+# The variables of PRODUCT.md ("Configuration", and the seat token of "Team seats"); the
+# contract itself lives outside the repository, so it is checked against this list only
+# where it can be found (test_the_product_variables_are_those_of_the_contract).
+PRODUCT_VARIABLES = frozenset(
+    {
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "CLAUDE_CONFIG_DIR",
+        "USAGE_BOT_ACCOUNTS",
+        "USAGE_BOT_API_BASE_URL",
+        "USAGE_BOT_USER_AGENT",
+        "USAGE_BOT_POLL_SECONDS",
+        "USAGE_BOT_THRESHOLDS",
+        "USAGE_BOT_RESET_ANNOUNCE",
+        "USAGE_BOT_EXPIRED_LOGIN_ALERT_AFTER",
+        "USAGE_BOT_FORECAST",
+        "USAGE_BOT_FORECAST_MIN_SPAN",
+        "USAGE_BOT_SEATS",
+        "USAGE_BOT_STATE",
+        "USAGE_BOT_HTTP_HOST",
+        "USAGE_BOT_HTTP_PORT",
+        "USAGE_BOT_LOG_LEVEL",
+        "USAGE_BOT_LOG_FORMAT",
+        "SLACK_BOT_TOKEN",
+        "SLACK_APP_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_ALERT_CHANNEL",
+        "SLACK_WEBHOOK_URL",
+        "SLACK_API_BASE_URL",
+        "SLACK_ALLOWED_CHANNELS",
+        "SLACK_ALLOWED_USERS",
+        "SLACK_ADMIN_USERS",
+        "DISCORD_BOT_TOKEN",
+        "DISCORD_GUILD_ID",
+        "DISCORD_ALERT_CHANNEL_ID",
+        "DISCORD_WEBHOOK_URL",
+        "DISCORD_ALLOWED_GUILDS",
+        "DISCORD_ALLOWED_CHANNELS",
+        "DISCORD_API_BASE_URL",
+        "DISCORD_GATEWAY_URL",
+    }
+)
+PRODUCT_PROSE_VARIABLES = frozenset({"USAGE_BOT_SEAT_TOKEN"})
+# Read by deploy/docker-compose.yml, not by the bot.
+COMPOSE_VARIABLES = frozenset({"USAGE_BOT_UID", "USAGE_BOT_GID"})
 
 
 # -- docker-compose.yml ------------------------------------------------------------------
@@ -37,10 +89,6 @@ def test_compose_runs_the_image_with_the_settings_the_login_and_the_data(compose
     service = compose["services"]["usage-bot"]
     assert service["image"]
     assert (DEPLOY / service["build"] / "Dockerfile").is_file()
-    env_files = service["env_file"]
-    assert any(
-        Path(f).name == ".env" for f in ([env_files] if isinstance(env_files, str) else env_files)
-    )
     volumes = service["volumes"]
     claude = [v for v in volumes if v.split(":")[1:] == ["/claude", "ro"]]
     assert claude, "the Claude login is mounted read-only at /claude"
@@ -50,6 +98,26 @@ def test_compose_runs_the_image_with_the_settings_the_login_and_the_data(compose
     assert data[0].split(":")[0] in compose["volumes"], "the state is kept in a named volume"
     assert service["environment"]["USAGE_BOT_STATE"].startswith("/data/")
     assert service["restart"] in ("unless-stopped", "always", "on-failure")
+
+
+def test_compose_reads_one_env_file_next_to_itself_for_substitution_and_the_container(
+    compose: Json,
+) -> None:
+    # Run as `docker compose -f deploy/docker-compose.yml`, Compose takes this file's
+    # directory as the project directory and reads its .env from there for ${...};
+    # env_file paths are relative to this file as well. So both must name deploy/.env.
+    env_files = compose["services"]["usage-bot"]["env_file"]
+    env_files = [env_files] if isinstance(env_files, str) else env_files
+    paths = [f if isinstance(f, str) else f["path"] for f in env_files]
+    assert [(DEPLOY / path).resolve() for path in paths] == [DEPLOY / ".env"]
+    text = (DEPLOY / "docker-compose.yml").read_text(encoding="utf-8")
+    assert "cp .env.example deploy/.env" in text, "the header says where .env goes"
+    # Every variable substituted here, but the shell's own HOME, is in .env.example.
+    substituted = set(re.findall(r"\$\{([A-Z0-9_]+)", text)) - {"HOME"}
+    assert substituted == COMPOSE_VARIABLES
+    assert substituted <= env_example_assignments().keys()
+    # Named for the project, not for the directory the file is in ("deploy").
+    assert compose["name"] == "usage-bot"
 
 
 def test_compose_checks_health_with_usage_bot_health_and_stops_with_sigterm(
@@ -250,6 +318,18 @@ def test_no_local_secret_or_state_goes_into_the_build_context() -> None:
 # -- .env.example ------------------------------------------------------------------------
 
 _VARIABLE = re.compile(r"^(?:CLAUDE|USAGE_BOT|SLACK|DISCORD)_[A-Z0-9_]+$")
+_ASSIGNMENT = re.compile(r"^# ((?:CLAUDE|USAGE_BOT|SLACK|DISCORD)_[A-Z0-9_]+)=(.*)$")
+ENV_EXAMPLE = ROOT / ".env.example"
+
+
+def env_example_assignments() -> dict[str, tuple[int, str]]:
+    """Each ``# NAME=value`` line of .env.example: its line number and its value."""
+    lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+    return {
+        match[1]: (number, match[2])
+        for number, line in enumerate(lines)
+        if (match := _ASSIGNMENT.match(line))
+    }
 
 
 def variables_the_config_reads() -> set[str]:
@@ -271,26 +351,71 @@ def test_the_config_scan_finds_what_it_should() -> None:
     assert len(found) >= 30
 
 
-def test_env_example_lists_every_variable_with_a_comment_and_its_default() -> None:
-    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
-    listed = {
-        line.split("=", 1)[0]: n
-        for n, line in enumerate(lines)
-        if _VARIABLE.match(line.split("=", 1)[0])
-    }
+def test_a_copy_of_env_example_sets_nothing() -> None:
+    """`cp .env.example .env` changes nothing, read by python-dotenv, `docker run
+    --env-file`, Compose's env_file or systemd's EnvironmentFile=: an empty NAME= there
+    would override the image's and the unit's own defaults (CLAUDE_CONFIG_DIR=/claude,
+    the HTTP host, the state path) with "unset"."""
+    lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
 
-    missing = variables_the_config_reads() - listed.keys()
+    set_here = [line for line in lines if line.strip() and not line.startswith("#")]
+
+    assert set_here == []
+    assert dotenv_values(ENV_EXAMPLE) == {}
+
+
+def test_env_example_lists_every_variable_with_a_comment_and_its_default() -> None:
+    lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+    listed = env_example_assignments()
+    wanted = (
+        variables_the_config_reads()
+        | PRODUCT_VARIABLES
+        | PRODUCT_PROSE_VARIABLES
+        | COMPOSE_VARIABLES
+    )
+
+    missing = wanted - listed.keys()
 
     assert not missing, f".env.example lacks {sorted(missing)}"
-    for name, number in listed.items():
-        assert lines[number] == f"{name}=", f"{name} has a value in .env.example"
+    for name, (number, value) in listed.items():
         # The comment above it (a group of variables may share one).
         above = number - 1
-        while above >= 0 and _VARIABLE.match(lines[above].split("=", 1)[0]):
+        while above >= 0 and _ASSIGNMENT.match(lines[above]):
             above -= 1
         comment: list[str] = []
         while above >= 0 and lines[above].startswith("# ") and not lines[above].startswith("# ---"):
             comment.insert(0, lines[above])
             above -= 1
+        text = " ".join(comment)
         assert comment, f"{name} has no comment"
-        assert "default" in " ".join(comment).lower(), f"{name}'s comment gives no default"
+        assert "default" in text.lower(), f"{name}'s comment gives no default"
+        # The value shown is the default the comment states.
+        assert value in text, f"{name}={value}, but its comment says otherwise"
+
+
+def test_uncommenting_a_default_of_env_example_changes_nothing() -> None:
+    defaults = load_settings({}, dotenv_path=None)
+    for name, (_, value) in env_example_assignments().items():
+        if value and name not in COMPOSE_VARIABLES:
+            assert load_settings({name: value}, dotenv_path=None) == defaults, name
+
+
+def _product_md() -> Path | None:
+    for parent in ROOT.parents:
+        if (candidate := parent / "shared" / "PRODUCT.md").is_file():
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(_product_md() is None, reason="PRODUCT.md is not beside this checkout")
+def test_the_product_variables_are_those_of_the_contract() -> None:
+    contract = _product_md()
+    assert contract is not None
+    text = contract.read_text(encoding="utf-8")
+    section = text[text.index("## Configuration") :]
+    section = section[: section.index("\n## ", 1)]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    in_table = {name.strip().strip("`") for row in rows for name in row.split("|")[1].split("/")}
+    assert in_table == PRODUCT_VARIABLES
+    for name in PRODUCT_PROSE_VARIABLES:
+        assert f"`{name}`" in text
