@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 from dotenv import dotenv_values
@@ -211,7 +212,34 @@ def manifests() -> dict[str, list[Json]]:
     return by_kind
 
 
-def test_kubernetes_has_a_deployment_a_secret_and_a_volume_claim(
+def _pod(manifests: dict[str, list[Json]]) -> Json:
+    pod: Json = manifests["Deployment"][0]["spec"]["template"]["spec"]
+    return pod
+
+
+def _secrets(manifests: dict[str, list[Json]]) -> dict[str, Json]:
+    return {s["metadata"]["name"]: s for s in manifests["Secret"]}
+
+
+@pytest.mark.parametrize(
+    "version",
+    [
+        # The oldest Kubernetes release a cluster in use may still run, and the newest
+        # that kubernetes-validate knows.
+        "1.30.0",
+        kubernetes_validate.latest_version(),
+    ],
+)
+def test_kubernetes_is_valid_against_the_api_schemas(
+    manifests: dict[str, list[Json]], version: str
+) -> None:
+    """Strict: a misspelt or misplaced field is an error, as the API server would have it."""
+    for documents in manifests.values():
+        for document in documents:
+            kubernetes_validate.validate(document, version, strict=True)
+
+
+def test_kubernetes_has_a_deployment_its_settings_secrets_and_a_volume_claim(
     manifests: dict[str, list[Json]],
 ) -> None:
     assert len(manifests["Deployment"]) == 1
@@ -220,12 +248,12 @@ def test_kubernetes_has_a_deployment_a_secret_and_a_volume_claim(
     deployment = manifests["Deployment"][0]
     assert deployment["apiVersion"] == "apps/v1"
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
     labels = spec["template"]["metadata"]["labels"]
     assert spec["selector"]["matchLabels"].items() <= labels.items()
     # Everything the pod names exists in the file.
-    pod = spec["template"]["spec"]
-    secrets = {s["metadata"]["name"] for s in manifests["Secret"]}
+    pod = _pod(manifests)
+    secrets = _secrets(manifests)
+    config_maps = {c["metadata"]["name"] for c in manifests["ConfigMap"]}
     claim = manifests["PersistentVolumeClaim"][0]["metadata"]["name"]
     for volume in pod["volumes"]:
         if "secret" in volume:
@@ -234,13 +262,96 @@ def test_kubernetes_has_a_deployment_a_secret_and_a_volume_claim(
             assert volume["persistentVolumeClaim"]["claimName"] == claim
     (container,) = pod["containers"]
     for source in container.get("envFrom", []):
-        assert source["secretRef"]["name"] in secrets
+        assert source["configMapRef"]["name"] in config_maps
+    # The settings are the bot's own variables, none of them a secret.
+    known = env_example_assignments().keys()
+    for config_map in manifests["ConfigMap"]:
+        for name in config_map["data"]:
+            assert name in known, f"the ConfigMap sets {name}, which is no setting"
+            assert not re.search(r"TOKEN|SECRET|WEBHOOK|SEATS", name), f"{name} is a secret"
+
+
+def test_kubernetes_runs_one_replica_replaced_not_rolled(
+    manifests: dict[str, list[Json]],
+) -> None:
+    # Two pods would share one SQLite file (and a rolling update briefly runs two).
+    spec = manifests["Deployment"][0]["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    claim = manifests["PersistentVolumeClaim"][0]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
+def test_kubernetes_keeps_everything_in_its_own_namespace(
+    manifests: dict[str, list[Json]],
+) -> None:
+    (namespace,) = manifests["Namespace"]
+    name = namespace["metadata"]["name"]
+    for kind, documents in manifests.items():
+        if kind != "Namespace":
+            for document in documents:
+                assert document["metadata"].get("namespace") == name, kind
+
+
+def test_kubernetes_runs_the_locally_built_image_by_its_version(
+    manifests: dict[str, list[Json]],
+) -> None:
+    # ":latest" (or no tag) makes the default pull policy Always, which fails for an
+    # image built on the node and loaded into it; the release's tag with IfNotPresent
+    # uses the node's copy.
+    (container,) = _pod(manifests)["containers"]
+    assert container["image"] == f"usage-bot:{VERSION}"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    text = (DEPLOY / "kubernetes.yaml").read_text(encoding="utf-8")
+    assert f"docker build -t usage-bot:{VERSION} ." in text, "the header says how to build it"
+    assert "kind load docker-image" in text, "and how to load it into a local cluster"
+
+
+def test_kubernetes_passes_secrets_as_files_not_as_environment_values(
+    manifests: dict[str, list[Json]],
+) -> None:
+    pod = _pod(manifests)
+    (container,) = pod["containers"]
+    secrets = _secrets(manifests)
+    assert all("secretRef" not in source for source in container.get("envFrom", []))
+    assert all("valueFrom" not in entry for entry in container["env"])
+    # Each NAME_FILE names a file of a mounted Secret: the mount's path and a key of it.
+    mounted: dict[str, set[str]] = {}
+    for volume in pod["volumes"]:
+        if "secret" in volume:
+            (mount,) = (m for m in container["volumeMounts"] if m["name"] == volume["name"])
+            assert mount["readOnly"] is True
+            secret = secrets[volume["secret"]["secretName"]]
+            keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
+            items = volume["secret"].get("items")
+            files = {i["path"] for i in items} if items else keys
+            mounted.update({f"{mount['mountPath']}/{file}": {file} for file in files})
+    file_settings = {e["name"]: e["value"] for e in container["env"] if e["name"].endswith("_FILE")}
+    assert file_settings, "the tokens come as NAME_FILE"
+    known = env_example_assignments().keys()
+    for name, path in file_settings.items():
+        assert name.removesuffix("_FILE") in known, f"{name}: no such secret setting"
+        assert path in mounted, f"{name}={path} is no file of a mounted Secret"
+        assert path.startswith("/run/secrets/")
+    # And nothing in the settings Secret goes unused.
+    settings = secrets["usage-bot"]
+    for key in settings["stringData"]:
+        assert f"{key}_FILE" in file_settings, f"the Secret's {key} reaches no NAME_FILE"
+
+
+def test_kubernetes_gives_the_pod_no_api_token_and_no_service_links(
+    manifests: dict[str, list[Json]],
+) -> None:
+    pod = _pod(manifests)
+    assert pod["automountServiceAccountToken"] is False
+    # Service links would add USAGE_BOT_PORT=tcp://... for a Service named usage-bot.
+    assert pod["enableServiceLinks"] is False
 
 
 def test_kubernetes_probes_healthz_on_the_port_the_bot_listens_on(
     manifests: dict[str, list[Json]],
 ) -> None:
-    (container,) = manifests["Deployment"][0]["spec"]["template"]["spec"]["containers"]
+    (container,) = _pod(manifests)["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["USAGE_BOT_HTTP_HOST"] == "0.0.0.0"
@@ -255,11 +366,12 @@ def test_kubernetes_probes_healthz_on_the_port_the_bot_listens_on(
 def test_kubernetes_runs_as_non_root_with_the_login_read_only(
     manifests: dict[str, list[Json]],
 ) -> None:
-    pod = manifests["Deployment"][0]["spec"]["template"]["spec"]
+    pod = _pod(manifests)
     (container,) = pod["containers"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     assert mounts["/claude"]["readOnly"] is True
     assert "/data" in mounts
