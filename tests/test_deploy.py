@@ -9,9 +9,12 @@ checks what can be checked without a container engine.
 from __future__ import annotations
 
 import ast
+import ctypes
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -145,26 +148,45 @@ def _seconds(duration: str) -> float:
 
 # -- the systemd unit --------------------------------------------------------------------
 
+UNIT = DEPLOY / "usage-bot@.service"
+# What `systemd-analyze security` listed as still open and the bot does not need.
+HARDENING = {
+    "RemoveIPC": "yes",
+    "PrivateMounts": "yes",
+    "MemoryDenyWriteExecute": "yes",
+    "ProcSubset": "pid",
+    "DevicePolicy": "closed",
+}
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
-def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    unit = (DEPLOY / "usage-bot@.service").read_text(encoding="utf-8")
+
+def _unit_for_analysis(tmp_path: Path) -> Path:
+    """The unit as an instance, with an ExecStart that exists here (verify checks it)."""
+    unit = UNIT.read_text(encoding="utf-8")
     assert re.search(r"^ExecStart=/opt/usage-bot/bin/usage-bot run$", unit, re.MULTILINE)
-    # verify checks that the program exists: use one that does, in an instance's name.
     existing = shutil.which("true") or "/bin/true"
     instance = tmp_path / "usage-bot@alice.service"
     instance.write_text(
         re.sub(r"^ExecStart=\S+", f"ExecStart={existing}", unit, flags=re.MULTILINE),
         encoding="utf-8",
     )
+    return instance
 
-    result = subprocess.run(
-        ["systemd-analyze", "verify", str(instance)],  # noqa: S607 - found on PATH above
+
+def _systemd_analyze(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["systemd-analyze", *args],  # noqa: S607 - found on PATH by the tests' skipif
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    instance = _unit_for_analysis(tmp_path)
+
+    result = _systemd_analyze("verify", str(instance))
 
     # It warns about unknown keys and bad values but exits 0: its output must be silent
     # about our unit too.
@@ -173,8 +195,27 @@ def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert about_ours == []
 
 
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_systemd_analyze_security_finds_the_cheap_hardening_in_place(tmp_path: Path) -> None:
+    instance = _unit_for_analysis(tmp_path)
+
+    result = _systemd_analyze("security", "--offline=true", "--no-pager", str(instance))
+
+    if result.returncode != 0 and "offline" in result.stderr:
+        pytest.skip(f"this systemd-analyze cannot analyse a unit file: {result.stderr}")
+    assert result.returncode == 0, result.stderr
+    verdicts = {
+        match[2]: match[1] for match in re.finditer(r"^([✓✗]) (\w+)=", result.stdout, re.MULTILINE)
+    }
+    # DevicePolicy has no line of its own (DeviceAllow's stays open for ProtectClock's
+    # read access to the RTC); PrivateDevices is the line that covers it.
+    for name in ("RemoveIPC", "PrivateMounts", "MemoryDenyWriteExecute", "ProcSubset"):
+        assert verdicts.get(name) == "✓", f"{name}: {verdicts.get(name)}\n{result.stdout}"
+    assert verdicts.get("PrivateDevices") == "✓"
+
+
 def test_the_systemd_unit_stops_with_sigterm_and_keeps_instances_apart() -> None:
-    unit = _unit_settings((DEPLOY / "usage-bot@.service").read_text(encoding="utf-8"))
+    unit = _unit_settings(UNIT.read_text(encoding="utf-8"))
     assert unit["KillSignal"] == ["SIGTERM"]
     assert int(unit["TimeoutStopSec"][0]) >= 10
     assert unit["User"] == ["%i"]
@@ -186,6 +227,88 @@ def test_the_systemd_unit_stops_with_sigterm_and_keeps_instances_apart() -> None
     assert unit["NoNewPrivileges"] == ["yes"]
     assert unit["ProtectSystem"] == ["strict"]
     assert unit["ProtectHome"] == ["read-only"]
+    for name, value in HARDENING.items():
+        assert unit.get(name) == [value], name
+
+
+def test_the_systemd_unit_reads_the_settings_file_its_header_installs() -> None:
+    text = UNIT.read_text(encoding="utf-8")
+    unit = _unit_settings(text)
+    assert unit["EnvironmentFile"] == ["-/etc/usage-bot/env"]
+    assert re.search(r"^#\s+sudo install .*\.env\.example /etc/usage-bot/env$", text, re.M)
+    # Only what the unit must fix; the login's default, ~/.claude, is the user's own
+    # home (systemd sets HOME for User=), wherever that is.
+    names = {e.split("=", 1)[0] for e in unit["Environment"]}
+    assert names == {"USAGE_BOT_STATE"}
+
+
+def test_the_systemd_unit_documents_itself_with_the_project_url() -> None:
+    # A file: URL into /opt/usage-bot would name nothing that `pip install` puts there
+    # (the README is only in the metadata); the project's URL is what stays true.
+    documentation = _unit_settings(UNIT.read_text(encoding="utf-8"))["Documentation"]
+    urls = PYPROJECT["project"]["urls"].values()
+    for uri in " ".join(documentation).split():
+        assert uri.startswith("https://"), uri
+        assert uri in urls, f"{uri} is not one of pyproject's [project.urls]"
+
+
+# prctl(2): the kernel's own form of MemoryDenyWriteExecute= (systemd uses it where the
+# kernel has it, Linux 6.3 and later; a seccomp filter otherwise).
+_PR_SET_MDWE = 65
+_PR_MDWE_REFUSE_EXEC_GAIN = 1
+_NO_MDWE = 77
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_the_bot_runs_without_memory_that_is_writable_and_executable(tmp_path: Path) -> None:
+    """MemoryDenyWriteExecute=yes breaks a JIT and ctypes or cffi callbacks that need W+X
+    pages. Every module of the bot is imported, and the demo runs it whole, with the
+    kernel refusing such memory."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def refuse_writable_executable_memory() -> None:
+        if libc.prctl(_PR_SET_MDWE, _PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
+            os._exit(_NO_MDWE)
+
+    def run(*command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command,
+            cwd=tmp_path,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            preexec_fn=refuse_writable_executable_memory,
+        )
+
+    probe = run(
+        sys.executable,
+        "-c",
+        "import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)",
+    )
+    if probe.returncode == _NO_MDWE:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3 and later)")
+    assert "PermissionError" in probe.stderr, "the guard refuses W+X memory"
+
+    imports = run(
+        sys.executable,
+        "-c",
+        "import importlib, pkgutil, usage_bot\n"
+        "for m in pkgutil.walk_packages(usage_bot.__path__, 'usage_bot.'):\n"
+        "    if not m.name.endswith('__main__'):\n"
+        "        importlib.import_module(m.name)\n",
+    )
+    assert imports.returncode == 0, imports.stderr
+
+    demo = run(*_usage_bot(), "demo", "--speed", "3000", "--hours", "2")
+    assert demo.returncode == 0, demo.stderr
+    assert "That was the demo" in demo.stdout
+
+
+def _usage_bot() -> list[str]:
+    script = Path(sys.executable).with_name("usage-bot")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "usage_bot"]
 
 
 def _unit_settings(text: str) -> dict[str, list[str]]:
