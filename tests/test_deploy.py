@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import ast
 import ctypes
+import importlib.metadata
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
+import usage_bot
 from usage_bot._config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -654,3 +658,135 @@ def test_the_product_variables_are_those_of_the_contract() -> None:
     assert in_table == PRODUCT_VARIABLES
     for name in PRODUCT_PROSE_VARIABLES:
         assert f"`{name}`" in text
+
+
+# -- packaging ---------------------------------------------------------------------------
+
+
+def test_the_license_is_mit_declared_as_setuptools_will_require_it() -> None:
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License\n")
+    assert "Copyright (c) 2026 the usage-bot authors" in text
+    project = PYPROJECT["project"]
+    assert project["license"] == "MIT"
+    assert project["license-files"] == ["LICENSE"]
+    (setuptools,) = (r for r in PYPROJECT["build-system"]["requires"] if "setuptools" in r)
+    match = re.fullmatch(r"setuptools>=(\d+)\.(\d+)\.(\d+)", setuptools)
+    assert match
+    assert tuple(map(int, match.groups())) >= (77, 0, 0), "the SPDX form needs setuptools 77"
+
+
+def test_the_version_is_the_same_everywhere() -> None:
+    assert usage_bot.__version__ == VERSION
+    assert importlib.metadata.version("usage-bot") == VERSION
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_package_the_bot_imports_is_a_declared_dependency() -> None:
+    """Not one that happens to come with another (yarl with aiohttp): a dependency that
+    drops it would break the bot."""
+    imported: set[str] = set()
+    for path in (ROOT / "usage_bot").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"usage_bot", "__future__"}
+    declared = {
+        _normal(re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0])
+        for requirement in PYPROJECT["project"]["dependencies"]
+    }
+    providers = importlib.metadata.packages_distributions()
+
+    for module in sorted(third_party):
+        distributions = {_normal(d) for d in providers.get(module, [])}
+        assert distributions & declared, f"{module} ({distributions}) is not a dependency"
+
+
+@pytest.fixture(scope="module")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sdist, and the wheel built from it, as a release builds them (isolated)."""
+    out = tmp_path_factory.mktemp("dist")
+    result = subprocess.run(  # as the README's and a release's `python -m build`
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out
+
+
+def _tracked(*folders: str) -> list[str]:
+    """The files of these folders that the checkout tracks (all of them, outside git)."""
+    git = shutil.which("git")
+    if git and (ROOT / ".git").exists():
+        listing = subprocess.run(
+            [git, "ls-files", "-z", *folders], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        return [name for name in listing.stdout.split("\0") if name]
+    return [
+        path.relative_to(ROOT).as_posix()
+        for folder in folders
+        for path in (ROOT / folder).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+
+
+def test_the_sdist_ships_the_whole_test_suite_and_no_local_secret(dists: Path) -> None:
+    (sdist,) = dists.glob("*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
+        info = archive.extractfile(f"usage_bot-{VERSION}/PKG-INFO")
+        assert info is not None
+        metadata = info.read().decode()
+    prefix = f"usage_bot-{VERSION}/"
+    shipped = {name.removeprefix(prefix) for name in names}
+
+    # All of it or none of it: tests/ with its conftest, fakes and soak, and what the
+    # tests run or read (the benchmarks, the deploy files, docs/reliability.md).
+    wanted = set(_tracked("tests", "bench", "deploy", "docs", "usage_bot"))
+    wanted |= {"LICENSE", "README.md", "CHANGELOG.md", "Dockerfile", ".dockerignore"}
+    wanted |= {".env.example", "pyproject.toml"}
+    assert {"tests/conftest.py", "tests/fakes/slack.py", "tests/soak.py"} <= wanted
+    assert not wanted - shipped, f"the sdist lacks {sorted(wanted - shipped)}"
+    for name in shipped:
+        path = Path(name)
+        assert path.name != ".env", f"{name}: a local settings file"
+        assert "__pycache__" not in path.parts, name
+        assert not re.search(r"\.sqlite3", path.name), name
+    assert "License-Expression: MIT" in metadata
+    assert "License-File: LICENSE" in metadata
+
+
+def test_the_sdist_test_suite_is_whole_enough_to_collect(dists: Path, tmp_path: Path) -> None:
+    (sdist,) = dists.glob("*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(tmp_path, filter="data")
+    unpacked = tmp_path / f"usage_bot-{VERSION}"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-p", "no:cacheprovider"],
+        cwd=unpacked,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert re.search(r"^\d+ tests collected", result.stdout, re.MULTILINE), result.stdout[-500:]
+
+
+def test_the_wheel_installs_the_package_and_its_license_only(dists: Path) -> None:
+    (wheel,) = dists.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    dist_info = f"usage_bot-{VERSION}.dist-info/"
+    assert f"{dist_info}licenses/LICENSE" in names
+    assert all(name.startswith(("usage_bot/", dist_info)) for name in names), names
