@@ -660,6 +660,31 @@ def test_the_product_variables_are_those_of_the_contract() -> None:
         assert f"`{name}`" in text
 
 
+# -- each recipe says where its settings go ----------------------------------------------
+
+
+def test_every_recipe_says_where_its_env_file_goes() -> None:
+    def text(path: str) -> str:
+        return (ROOT / path).read_text(encoding="utf-8")
+
+    example = text(".env.example")
+    for place in ("deploy/.env", "/etc/usage-bot/env", "--env-file", "deploy/kubernetes.yaml"):
+        assert place in example, f".env.example does not name {place}"
+    assert "deploy/.env" in text("deploy/docker-compose.yml")
+    assert "/etc/usage-bot/env" in text("deploy/usage-bot@.service")
+    assert "no .env file here" in text("deploy/kubernetes.yaml").lower()
+    doc = text("docs/container.md")
+    for place in ("cp .env.example deploy/.env", "--env-file"):
+        assert place in doc, f"docs/container.md does not name {place}"
+
+
+def test_the_container_doc_says_which_health_check_each_runner_uses() -> None:
+    doc = (ROOT / "docs" / "container.md").read_text(encoding="utf-8")
+    assert "--format docker" in doc, "podman and buildah drop HEALTHCHECK without it"
+    assert "usage-bot health" in doc
+    assert "/healthz" in doc
+
+
 # -- packaging ---------------------------------------------------------------------------
 
 
