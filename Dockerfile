@@ -6,7 +6,7 @@ FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/usage-bot
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY usage_bot ./usage_bot
 RUN /opt/usage-bot/bin/pip install --no-compile . \
  && /opt/usage-bot/bin/python -m compileall -q /opt/usage-bot/lib \
