@@ -56,7 +56,7 @@ import httpx
 
 from usage_bot._client import UsageClient
 from usage_bot._clock import FakeClock
-from usage_bot._config import AccountSpec, Settings
+from usage_bot._config import AccountSpec, AlertConfig, Settings, UpstreamConfig
 from usage_bot._credentials import CredentialLoader
 from usage_bot._notify import AlertMessage, DeliveryError
 from usage_bot._scheduler import AlertScheduler
@@ -416,16 +416,18 @@ class Process:
     async def start(self) -> Process:
         settings = self.settings
         self.client = UsageClient(
-            base_url=settings.api_base_url,
-            user_agent=settings.user_agent,
+            base_url=settings.upstream.api_base_url,
+            user_agent=settings.upstream.user_agent,
             transport=httpx.MockTransport(self.upstream),
         )
         self.service = UsageService(
-            loaders=[CredentialLoader(spec, settings) for spec in settings.accounts],
+            loaders=[
+                CredentialLoader(spec, settings.upstream) for spec in settings.upstream.accounts
+            ],
             client=self.client,
             clock=self.clock,
-            min_interval=settings.min_fetch_interval,
-            thresholds=settings.thresholds,
+            min_interval=settings.upstream.min_fetch_interval,
+            thresholds=settings.alerts.thresholds,
         )
         self.store = await SQLiteStore.open(settings.state)
         self.scheduler = AlertScheduler(
@@ -610,11 +612,12 @@ async def _soak(folder: Path, *, days: float, accounts: int, seed: int, errors: 
     upstream = Upstream(clock, people, upstream_faults, random.Random(rng.random()))  # noqa: S311
     destinations = [Destination(name, clock, destination_faults[name]) for name in DESTINATIONS]
     settings = Settings(
-        accounts=tuple(AccountSpec(a.name, a.folder) for a in people.values()),
-        api_base_url="https://api.anthropic.test",
-        poll_seconds=POLL_SECONDS,
-        thresholds=THRESHOLDS,
-        reset_announce="alerted",
+        upstream=UpstreamConfig(
+            accounts=tuple(AccountSpec(a.name, a.folder) for a in people.values()),
+            api_base_url="https://api.anthropic.test",
+            poll_seconds=POLL_SECONDS,
+        ),
+        alerts=AlertConfig(thresholds=THRESHOLDS, reset_announce="alerted"),
         state=str(folder / "usage-bot.sqlite3"),
     )
     restarts = _times(rng, until, every=timedelta(hours=8))

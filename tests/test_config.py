@@ -17,20 +17,20 @@ def load(**env: str):  # type: ignore[no-untyped-def]
 
 def test_defaults_match_the_product_contract() -> None:
     s = load()
-    assert s.accounts == (AccountSpec("default"),)
-    assert s.api_base_url == "https://api.anthropic.com"
-    assert s.user_agent.startswith("claude-code/")
-    assert (s.poll_seconds, s.thresholds, s.reset_announce) == (180, (80.0, 95.0), "alerted")
-    assert (s.http_host, s.http_port, s.log_level, s.log_format) == (
+    assert s.upstream.accounts == (AccountSpec("default"),)
+    assert s.upstream.api_base_url == "https://api.anthropic.com"
+    assert s.upstream.user_agent.startswith("claude-code/")
+    assert (s.upstream.poll_seconds, s.alerts.thresholds, s.alerts.reset_announce) == (180, (80.0, 95.0), "alerted")
+    assert (s.http.host, s.http.port, s.log.level, s.log.format) == (
         "127.0.0.1",
         8080,
         "INFO",
         "text",
     )
-    assert s.slack_api_base_url == "https://slack.com/api/"
-    assert s.discord_api_base_url == "https://discord.com/api/v10"
-    assert s.discord_gateway_url == "wss://gateway.discord.gg/"
-    assert s.min_fetch_interval == 30
+    assert s.slack.api_base_url == "https://slack.com/api/"
+    assert s.discord.api_base_url == "https://discord.com/api/v10"
+    assert s.discord.gateway_url == "wss://gateway.discord.gg/"
+    assert s.upstream.min_fetch_interval == 30
     assert not s.chat_configured
 
 
@@ -90,7 +90,7 @@ def test_secrets_come_from_files_and_never_show_themselves(tmp_path: Path) -> No
         SLACK_APP_TOKEN="xapp-1-A1-secretapp",
         DISCORD_WEBHOOK_URL="https://discord.com/api/webhooks/1/abc",
     )
-    assert s.slack_bot_token == Secret("xoxb-111-222-secretvalue")
+    assert s.slack.bot_token == Secret("xoxb-111-222-secretvalue")
     assert "secretvalue" not in repr(s)
     assert "secretapp" not in str(s)
     assert set(s.secrets()) == {
@@ -117,8 +117,8 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text("USAGE_BOT_POLL_SECONDS=240\nUSAGE_BOT_THRESHOLDS=50,90\n")
     s = load_settings({"USAGE_BOT_THRESHOLDS": "70"}, dotenv_path=dotenv)
-    assert s.poll_seconds == 240
-    assert s.thresholds == (70.0,)
+    assert s.upstream.poll_seconds == 240
+    assert s.alerts.thresholds == (70.0,)
 
 
 def test_accounts_thresholds_and_lists_are_parsed() -> None:
@@ -133,13 +133,13 @@ def test_accounts_thresholds_and_lists_are_parsed() -> None:
         USAGE_BOT_STATE="sqlite:////data/state.db",
         USAGE_BOT_LOG_LEVEL="debug",
     )
-    assert [a.name for a in s.accounts] == ["alice", "bob"]
-    assert s.accounts[1].path == Path("/claude/bob/.credentials.json")
-    assert s.thresholds == (80.0, 95.0)
-    assert s.slack_allowed_channels == {"C0123456789", "C9876543210"}
-    assert s.discord_allowed_guilds == {123456789012345678}
+    assert [a.name for a in s.upstream.accounts] == ["alice", "bob"]
+    assert s.upstream.accounts[1].path == Path("/claude/bob/.credentials.json")
+    assert s.alerts.thresholds == (80.0, 95.0)
+    assert s.slack.allowed_channels == {"C0123456789", "C9876543210"}
+    assert s.discord.allowed_guilds == {123456789012345678}
     assert s.state == "/data/state.db"
-    assert s.log_level == "DEBUG"
+    assert s.log.level == "DEBUG"
 
 
 def test_duplicate_account_names_and_other_databases_are_refused() -> None:
@@ -151,7 +151,7 @@ def test_duplicate_account_names_and_other_databases_are_refused() -> None:
 
 def test_a_short_poll_interval_warns_and_shortens_the_spacing() -> None:
     s = load(USAGE_BOT_POLL_SECONDS="5")
-    assert s.min_fetch_interval == 5
+    assert s.upstream.min_fetch_interval == 5
     assert any("USAGE_BOT_POLL_SECONDS" in w for w in s.warnings)
 
 
@@ -172,11 +172,11 @@ def test_the_expired_login_alert_delay_is_a_duration_or_never(
     raw: str, expected: timedelta | None
 ) -> None:
     settings = load_settings({"USAGE_BOT_EXPIRED_LOGIN_ALERT_AFTER": raw}, dotenv_path=None)
-    assert settings.expired_login_alert_after == expected
+    assert settings.alerts.expired_login_alert_after == expected
 
 
 def test_the_expired_login_alert_delay_defaults_to_a_day() -> None:
-    assert load_settings({}, dotenv_path=None).expired_login_alert_after == timedelta(hours=24)
+    assert load_settings({}, dotenv_path=None).alerts.expired_login_alert_after == timedelta(hours=24)
 
 
 @pytest.mark.parametrize("raw", ["soon", "-1h", "1w", "24 hours", "9999d"])

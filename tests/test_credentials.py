@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import TOKEN, write_login
 from usage_bot._clock import FakeClock
-from usage_bot._config import AccountSpec, Secret, Settings
+from usage_bot._config import AccountSpec, Secret, UpstreamConfig
 from usage_bot._credentials import CredentialLoader
 from usage_bot._exceptions import (
     CredentialsEmpty,
@@ -26,7 +26,7 @@ from usage_bot._exceptions import (
 KEYCHAIN_TOKEN = "sk-ant-oat01-from-the-keychain-CCCCCCCCCCCCCCCCCCCC"
 
 
-def loader(settings: Settings, *, name: str = "default", path: Path | None = None, **kw: str):  # type: ignore[no-untyped-def]
+def loader(settings: UpstreamConfig, *, name: str = "default", path: Path | None = None, **kw: str):  # type: ignore[no-untyped-def]
     return CredentialLoader(AccountSpec(name, path), settings, **kw)
 
 
@@ -61,7 +61,7 @@ def fake_security(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_reads_the_claude_code_login_and_its_expiry(claude_dir: Path, clock: FakeClock) -> None:
     write_login(claude_dir, expires_at=clock.now() + timedelta(hours=8))
-    credentials = loader(Settings(claude_config_dir=claude_dir)).load(clock.now())
+    credentials = loader(UpstreamConfig(claude_config_dir=claude_dir)).load(clock.now())
     assert credentials.token.reveal() == TOKEN
     assert credentials.expires_at == clock.now() + timedelta(hours=8)
     assert credentials.scopes == ("user:inference", "user:profile")
@@ -70,7 +70,7 @@ def test_reads_the_claude_code_login_and_its_expiry(claude_dir: Path, clock: Fak
 
 
 def test_the_environment_token_comes_first(claude_dir: Path, clock: FakeClock) -> None:
-    settings = Settings(claude_config_dir=claude_dir, oauth_token=Secret("sk-ant-oat01-env"))
+    settings = UpstreamConfig(claude_config_dir=claude_dir, oauth_token=Secret("sk-ant-oat01-env"))
     credentials = loader(settings).load(clock.now())
     assert credentials.token.reveal() == "sk-ant-oat01-env"
     assert credentials.source == "CLAUDE_CODE_OAUTH_TOKEN"
@@ -79,14 +79,14 @@ def test_the_environment_token_comes_first(claude_dir: Path, clock: FakeClock) -
 def test_the_token_file_is_read_again_on_every_load(tmp_path: Path, clock: FakeClock) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("sk-ant-oat01-first\n")
-    load = loader(Settings(oauth_token_file=token_file)).load
+    load = loader(UpstreamConfig(oauth_token_file=token_file)).load
     assert load(clock.now()).token.reveal() == "sk-ant-oat01-first"
     token_file.write_text("sk-ant-oat01-second\n")
     assert load(clock.now()).token.reveal() == "sk-ant-oat01-second"
 
 
 def test_a_rewritten_login_is_picked_up(claude_dir: Path, clock: FakeClock) -> None:
-    load = loader(Settings(claude_config_dir=claude_dir)).load
+    load = loader(UpstreamConfig(claude_config_dir=claude_dir)).load
     assert load(clock.now()).token.reveal() == TOKEN
     write_login(claude_dir, token="sk-ant-oat01-rotated", now=clock.now())
     assert load(clock.now()).token.reveal() == "sk-ant-oat01-rotated"
@@ -97,7 +97,7 @@ def test_an_expired_login_is_refused_before_anything_is_sent(
 ) -> None:
     write_login(claude_dir, expires_at=clock.now() - timedelta(minutes=1))
     with pytest.raises(CredentialsExpired) as caught:
-        loader(Settings(claude_config_dir=claude_dir)).load(clock.now())
+        loader(UpstreamConfig(claude_config_dir=claude_dir)).load(clock.now())
     assert "run `claude`" in caught.value.message
     assert caught.value.exit_code == 3
     assert TOKEN not in caught.value.message
@@ -108,13 +108,13 @@ def test_a_login_without_user_profile_scope_is_explained(
 ) -> None:
     write_login(claude_dir, scopes=["user:inference"], now=clock.now())
     with pytest.raises(ScopeMissing) as caught:
-        loader(Settings(claude_config_dir=claude_dir)).load(clock.now())
+        loader(UpstreamConfig(claude_config_dir=claude_dir)).load(clock.now())
     assert "user:profile" in caught.value.message
     assert "claude setup-token" in caught.value.message
 
 
 def test_nothing_found_names_every_place_looked(tmp_path: Path, clock: FakeClock) -> None:
-    settings = Settings(claude_config_dir=tmp_path / "nothing")
+    settings = UpstreamConfig(claude_config_dir=tmp_path / "nothing")
     with pytest.raises(CredentialsMissing) as caught:
         loader(settings, platform="linux").load(clock.now())
     assert "CLAUDE_CODE_OAUTH_TOKEN" in caught.value.message
@@ -125,7 +125,7 @@ def test_nothing_found_names_every_place_looked(tmp_path: Path, clock: FakeClock
 def test_macos_reads_the_keychain_when_there_is_no_file(
     tmp_path: Path, clock: FakeClock, fake_security: Path
 ) -> None:
-    settings = Settings(claude_config_dir=tmp_path / "nothing")
+    settings = UpstreamConfig(claude_config_dir=tmp_path / "nothing")
     credentials = loader(settings, platform="darwin").load(clock.now())
     assert credentials.token.reveal() == KEYCHAIN_TOKEN
     assert "keychain" in credentials.source
@@ -134,7 +134,7 @@ def test_macos_reads_the_keychain_when_there_is_no_file(
 def test_macos_file_still_comes_before_the_keychain(
     claude_dir: Path, clock: FakeClock, fake_security: Path
 ) -> None:
-    credentials = loader(Settings(claude_config_dir=claude_dir), platform="darwin").load(
+    credentials = loader(UpstreamConfig(claude_config_dir=claude_dir), platform="darwin").load(
         clock.now()
     )
     assert credentials.token.reveal() == TOKEN
@@ -145,10 +145,14 @@ def test_macos_without_a_keychain_item_says_where_it_looked(
 ) -> None:
     fake_security.write_text("")  # `security` prints nothing: the item is not there
     with pytest.raises(CredentialsMalformed):
-        loader(Settings(claude_config_dir=tmp_path / "x"), platform="darwin").load(clock.now())
+        loader(UpstreamConfig(claude_config_dir=tmp_path / "x"), platform="darwin").load(
+            clock.now()
+        )
     fake_security.unlink()  # cat fails, security exits non-zero
     with pytest.raises(CredentialsMissing) as caught:
-        loader(Settings(claude_config_dir=tmp_path / "x"), platform="darwin").load(clock.now())
+        loader(UpstreamConfig(claude_config_dir=tmp_path / "x"), platform="darwin").load(
+            clock.now()
+        )
     assert "keychain" in caught.value.message
 
 
@@ -182,7 +186,7 @@ def test_each_broken_file_has_its_own_message(
 ) -> None:
     (tmp_path / ".credentials.json").write_text(content)
     with pytest.raises(error) as caught:
-        loader(Settings(claude_config_dir=tmp_path)).load(clock.now())
+        loader(UpstreamConfig(claude_config_dir=tmp_path)).load(clock.now())
     assert fragment in str(caught.value)
     assert str(tmp_path) in str(caught.value)
 
@@ -190,7 +194,7 @@ def test_each_broken_file_has_its_own_message(
 def test_a_file_that_is_not_text_is_unreadable(tmp_path: Path, clock: FakeClock) -> None:
     (tmp_path / ".credentials.json").write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(CredentialsUnreadable, match=r"not text.*log in again"):
-        loader(Settings(claude_config_dir=tmp_path)).load(clock.now())
+        loader(UpstreamConfig(claude_config_dir=tmp_path)).load(clock.now())
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
@@ -199,7 +203,7 @@ def test_a_file_without_read_permission_is_unreadable(claude_dir: Path, clock: F
     file.chmod(0)
     try:
         with pytest.raises(CredentialsUnreadable) as caught:
-            loader(Settings(claude_config_dir=claude_dir)).load(clock.now())
+            loader(UpstreamConfig(claude_config_dir=claude_dir)).load(clock.now())
         assert "readable" in caught.value.message
     finally:
         file.chmod(stat.S_IRUSR | stat.S_IWUSR)
@@ -208,7 +212,7 @@ def test_a_file_without_read_permission_is_unreadable(claude_dir: Path, clock: F
 def test_named_accounts_read_only_their_own_path(tmp_path: Path, clock: FakeClock) -> None:
     write_login(tmp_path / "alice", token="sk-ant-oat01-alice", now=clock.now())
     bob_file = write_login(tmp_path / "bob", token="sk-ant-oat01-bob", now=clock.now())
-    settings = Settings(oauth_token=Secret("sk-ant-oat01-env"))
+    settings = UpstreamConfig(oauth_token=Secret("sk-ant-oat01-env"))
     alice = loader(settings, name="alice", path=tmp_path / "alice").load(clock.now())
     bob = loader(settings, name="bob", path=bob_file).load(clock.now())
     assert (alice.token.reveal(), bob.token.reveal()) == ("sk-ant-oat01-alice", "sk-ant-oat01-bob")
@@ -225,7 +229,7 @@ def test_an_expiry_off_the_calendar(
     (tmp_path / ".credentials.json").write_text(
         '{"claudeAiOauth": {"accessToken": "t", "expiresAt": ' + expires_at + "}}"
     )
-    load = loader(Settings(claude_config_dir=tmp_path)).load
+    load = loader(UpstreamConfig(claude_config_dir=tmp_path)).load
     if expired is None:
         with pytest.raises(CredentialsMalformed, match="expiresAt"):
             load(clock.now())
@@ -241,5 +245,5 @@ def test_the_loader_never_writes(claude_dir: Path, clock: FakeClock) -> None:
     write_login(claude_dir, expires_at=clock.now() - timedelta(hours=1))
     before = (file.read_bytes(), file.stat().st_mtime_ns)
     with pytest.raises(CredentialsExpired):
-        loader(Settings(claude_config_dir=claude_dir)).load(clock.now())
+        loader(UpstreamConfig(claude_config_dir=claude_dir)).load(clock.now())
     assert (file.read_bytes(), file.stat().st_mtime_ns) == before

@@ -32,7 +32,7 @@ import pytest
 from tests.conftest import TOKEN, write_login
 from tests.test_cli import Case, Machine, Result, judge, new_machine, with_chat_secrets
 from usage_bot._clock import FakeClock
-from usage_bot._config import AccountSpec, Settings, load_settings
+from usage_bot._config import AccountSpec, UpstreamConfig, load_settings
 from usage_bot._credentials import CredentialLoader
 from usage_bot._exceptions import (
     ConfigError,
@@ -86,7 +86,7 @@ def login_json(token: str) -> str:
     )
 
 
-def loader(settings: Settings, path: Path | None = None) -> CredentialLoader:
+def loader(settings: UpstreamConfig, path: Path | None = None) -> CredentialLoader:
     return CredentialLoader(AccountSpec("alice" if path else "default", path), settings)
 
 
@@ -116,8 +116,8 @@ resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), hard))
 started = time.monotonic()
 try:
     settings = load_settings(json.loads(sys.argv[1]), dotenv_path=None)
-    for account in settings.accounts:
-        CredentialLoader(account, settings, platform="linux").load(datetime.now(UTC))
+    for account in settings.upstream.accounts:
+        CredentialLoader(account, settings.upstream, platform="linux").load(datetime.now(UTC))
 except UsageBotError as exc:
     error, message, code = type(exc).__name__, exc.message, exc.exit_code
 else:
@@ -304,7 +304,7 @@ def test_a_login_file_that_is_a_directory_is_an_error_not_a_missing_login(
 ) -> None:
     folder = tmp_path / "claude" / ".credentials.json"
     folder.mkdir(parents=True)
-    error = refused(lambda: loader(Settings(claude_config_dir=tmp_path / "claude")).read())
+    error = refused(lambda: loader(UpstreamConfig(claude_config_dir=tmp_path / "claude")).read())
     assert isinstance(error, CredentialsNotAFile)
     assert error.code == "credentials_unreadable"
     assert error.message == (
@@ -319,9 +319,9 @@ def test_an_account_path_that_is_a_directory_still_means_the_file_inside(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     write_login(tmp_path / "alice", now=clock.now())
-    assert loader(Settings(), tmp_path / "alice").load(clock.now()).token.reveal() == TOKEN
+    assert loader(UpstreamConfig(), tmp_path / "alice").load(clock.now()).token.reveal() == TOKEN
     (tmp_path / "bob" / ".credentials.json").mkdir(parents=True)
-    error = refused(lambda: loader(Settings(), tmp_path / "bob").read())
+    error = refused(lambda: loader(UpstreamConfig(), tmp_path / "bob").read())
     assert isinstance(error, CredentialsNotAFile)
     assert f"{tmp_path / 'bob' / '.credentials.json'} is a directory" in error.message
 
@@ -332,7 +332,7 @@ def test_a_login_file_over_1_mib_is_not_read(tmp_path: Path, size: int) -> None:
     login = tmp_path / ".credentials.json"
     text = login_json(TOKEN)
     login.write_text(" " * (size - len(text)) + text, encoding="utf-8")
-    error = refused(lambda: loader(Settings(claude_config_dir=tmp_path)).read())
+    error = refused(lambda: loader(UpstreamConfig(claude_config_dir=tmp_path)).read())
     assert isinstance(error, CredentialsTooLarge)
     assert isinstance(error, CredentialsUnreadable)
     assert error.message.startswith(f"The Claude login at {login} is over 1 MiB")
@@ -342,13 +342,15 @@ def test_a_login_file_over_1_mib_is_not_read(tmp_path: Path, size: int) -> None:
 def test_a_login_file_of_exactly_1_mib_is_read(tmp_path: Path, clock: FakeClock) -> None:
     text = login_json(TOKEN)
     (tmp_path / ".credentials.json").write_text(" " * (MAX_FILE_BYTES - len(text)) + text)
-    assert loader(Settings(claude_config_dir=tmp_path)).load(clock.now()).token.reveal() == TOKEN
+    assert (
+        loader(UpstreamConfig(claude_config_dir=tmp_path)).load(clock.now()).token.reveal() == TOKEN
+    )
 
 
 def test_a_token_file_over_1_mib_is_not_read(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_bytes(b"x" * HUGE)
-    error = refused(lambda: loader(Settings(oauth_token_file=token_file)).read())
+    error = refused(lambda: loader(UpstreamConfig(oauth_token_file=token_file)).read())
     assert isinstance(error, CredentialsTooLarge)
     assert error.message == (
         f"The Claude login at {token_file} is over 1 MiB, far more than any login holds, so "
@@ -363,17 +365,17 @@ def test_a_link_to_a_regular_file_is_read(tmp_path: Path, clock: FakeClock) -> N
     (tmp_path / "claude").mkdir()
     (tmp_path / "hop").symlink_to(real)
     (tmp_path / "claude" / ".credentials.json").symlink_to(tmp_path / "hop")
-    settings = Settings(claude_config_dir=tmp_path / "claude")
+    settings = UpstreamConfig(claude_config_dir=tmp_path / "claude")
     assert loader(settings).load(clock.now()).token.reveal() == TOKEN
     (tmp_path / "token").write_text(TOKEN + "\n")
     (tmp_path / "token-link").symlink_to(tmp_path / "token")
-    token_settings = Settings(oauth_token_file=tmp_path / "token-link")
+    token_settings = UpstreamConfig(oauth_token_file=tmp_path / "token-link")
     assert loader(token_settings).load(clock.now()).token.reveal() == TOKEN
 
 
 def test_a_dangling_link_is_a_missing_login(tmp_path: Path) -> None:
     (tmp_path / ".credentials.json").symlink_to(tmp_path / "gone")
-    error = refused(lambda: loader(Settings(claude_config_dir=tmp_path)).read())
+    error = refused(lambda: loader(UpstreamConfig(claude_config_dir=tmp_path)).read())
     assert error.code == "credentials_missing"
 
 
@@ -382,7 +384,7 @@ def test_a_bad_token_in_the_login_file_is_a_login_problem(tmp_path: Path, kind: 
     token, holds = BAD_TOKENS[kind]
     login = tmp_path / ".credentials.json"
     login.write_text(login_json(token), encoding="utf-8")
-    error = refused(lambda: loader(Settings(claude_config_dir=tmp_path)).read())
+    error = refused(lambda: loader(UpstreamConfig(claude_config_dir=tmp_path)).read())
     assert isinstance(error, TokenMalformed)
     assert error.code == "token_malformed"
     assert error.message == (
@@ -396,7 +398,7 @@ def test_a_bad_token_in_the_login_file_is_a_login_problem(tmp_path: Path, kind: 
 @pytest.mark.parametrize("kind", BAD_TOKENS)
 def test_a_bad_token_in_the_environment_is_a_login_problem(kind: str) -> None:
     token, holds = BAD_TOKENS[kind]
-    settings = load_settings({"CLAUDE_CODE_OAUTH_TOKEN": token}, dotenv_path=None)
+    settings = load_settings({"CLAUDE_CODE_OAUTH_TOKEN": token}, dotenv_path=None).upstream
     error = refused(lambda: loader(settings).read())
     assert isinstance(error, TokenMalformed)
     assert error.message == (
@@ -412,7 +414,7 @@ def test_a_bad_token_in_the_token_file_is_a_login_problem(tmp_path: Path, kind: 
     token, holds = BAD_TOKENS[kind]
     token_file = tmp_path / "token"
     token_file.write_bytes(token.encode("utf-8", "surrogatepass") + b"\n")
-    error = refused(lambda: loader(Settings(oauth_token_file=token_file)).read())
+    error = refused(lambda: loader(UpstreamConfig(oauth_token_file=token_file)).read())
     if kind == "lone-surrogate":  # not UTF-8 once on disk: no text, so no token at all
         assert isinstance(error, CredentialsUnreadable)
         assert "(not text)" in error.message
@@ -430,15 +432,18 @@ def test_blanks_around_a_token_are_not_part_of_it(tmp_path: Path, clock: FakeClo
     """A file's last line break, a space pasted before: taken off, as they always were."""
     token_file = tmp_path / "token"
     token_file.write_text(f" \t{TOKEN}\r\n")
-    assert loader(Settings(oauth_token_file=token_file)).load(clock.now()).token.reveal() == TOKEN
+    assert (
+        loader(UpstreamConfig(oauth_token_file=token_file)).load(clock.now()).token.reveal()
+        == TOKEN
+    )
     (tmp_path / ".credentials.json").write_text(login_json(f"{TOKEN}\n"))
-    settings = Settings(claude_config_dir=tmp_path)
+    settings = UpstreamConfig(claude_config_dir=tmp_path)
     assert loader(settings).load(clock.now()).token.reveal() == TOKEN
 
 
 def test_every_printable_ascii_character_may_be_in_a_token(clock: FakeClock) -> None:
     token = "".join(chr(c) for c in range(0x21, 0x7F))
-    settings = load_settings({"CLAUDE_CODE_OAUTH_TOKEN": token}, dotenv_path=None)
+    settings = load_settings({"CLAUDE_CODE_OAUTH_TOKEN": token}, dotenv_path=None).upstream
     assert loader(settings).load(clock.now()).token.reveal() == token
 
 
@@ -476,8 +481,8 @@ def test_a_secret_file_behind_a_link_is_read(tmp_path: Path) -> None:
         {"SLACK_BOT_TOKEN_FILE": str(tmp_path / "link"), "SLACK_APP_TOKEN": "xapp-1-A1-x"},
         dotenv_path=None,
     )
-    assert settings.slack_bot_token is not None
-    assert settings.slack_bot_token.reveal() == "xoxb-1-2-from-a-file"
+    assert settings.slack.bot_token is not None
+    assert settings.slack.bot_token.reveal() == "xoxb-1-2-from-a-file"
 
 
 # -- `usage-bot check`, as a user runs it ---------------------------------------------------------

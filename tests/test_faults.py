@@ -269,17 +269,19 @@ async def open_world(
             dotenv_path=None,
         )
         client = UsageClient(
-            base_url=settings.api_base_url,
-            user_agent=settings.user_agent,
+            base_url=settings.upstream.api_base_url,
+            user_agent=settings.upstream.user_agent,
             timeout=client_timeout or DEFAULT_TIMEOUT,
             trust_env=False,
         )
         service = UsageService(
-            loaders=[CredentialLoader(spec, settings) for spec in settings.accounts],
+            loaders=[
+                CredentialLoader(spec, settings.upstream) for spec in settings.upstream.accounts
+            ],
             client=client,
             clock=clock,
-            min_interval=settings.min_fetch_interval,
-            thresholds=settings.thresholds,
+            min_interval=settings.upstream.min_fetch_interval,
+            thresholds=settings.alerts.thresholds,
         )
         store = store or await SQLiteStore.open(settings.state)
         inbox = Inbox()
@@ -876,7 +878,7 @@ def test_login_unreadable_as_root() -> None:
             f"os.setgid({NOBODY})\n"
             f"os.setuid({NOBODY})\n"
             "try:\n"
-            "    CredentialLoader(s.accounts[0], s).load(datetime.now(UTC))\n"
+            "    CredentialLoader(s.upstream.accounts[0], s.upstream).load(datetime.now(UTC))\n"
             "except Exception as exc:\n"
             "    print(json.dumps([type(exc).__name__, getattr(exc, 'message', '')]))\n"
         )

@@ -450,9 +450,9 @@ def test_load_settings_takes_any_values_of_the_real_names(secret_files: list[str
             assert "from-a-file" not in refused.message
             return
         assert isinstance(loaded, Settings)
-        assert loaded.poll_seconds >= 1
-        assert loaded.thresholds
-        assert all(0 < t <= 100 for t in loaded.thresholds)
+        assert loaded.upstream.poll_seconds >= 1
+        assert loaded.alerts.thresholds
+        assert all(0 < t <= 100 for t in loaded.alerts.thresholds)
         list(loaded.secrets())
 
     check()

@@ -446,8 +446,8 @@ async def test_no_configured_secret_reaches_the_logs_even_when_things_fail(
         assert len(secrets) == 6
         stream = io.StringIO()
         configure_logging(
-            level=settings.log_level,
-            fmt=settings.log_format,
+            level=settings.log.level,
+            fmt=settings.log.format,
             secrets=settings.secrets(),
             stream=stream,
         )

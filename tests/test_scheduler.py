@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from usage_bot._alerts import highest_crossed, window_id
 from usage_bot._client import UsageClient
 from usage_bot._clock import FakeClock
-from usage_bot._config import AccountSpec, Settings
+from usage_bot._config import AccountSpec, AlertConfig, Settings, UpstreamConfig
 from usage_bot._credentials import CredentialLoader
 from usage_bot._notify import AlertMessage, DeliveryError
 from usage_bot._scheduler import LEASE, NOT_RETRYABLE_PAUSE, AlertScheduler
@@ -128,10 +128,11 @@ async def start_bot(
     reset_announce: str = "alerted",
 ) -> Bot:
     config = Settings(
-        accounts=(AccountSpec("alice", home / "alice"),),
-        poll_seconds=1,
-        thresholds=(80.0, 95.0),
-        reset_announce="always" if reset_announce == "always" else "alerted",
+        upstream=UpstreamConfig(accounts=(AccountSpec("alice", home / "alice"),), poll_seconds=1),
+        alerts=AlertConfig(
+            thresholds=(80.0, 95.0),
+            reset_announce="always" if reset_announce == "always" else "alerted",
+        ),
         state=str(home / "usage-bot.sqlite3"),
     )
     client = UsageClient(
@@ -140,11 +141,11 @@ async def start_bot(
         transport=httpx.MockTransport(upstream.handler),
     )
     service = UsageService(
-        loaders=[CredentialLoader(spec, config) for spec in config.accounts],
+        loaders=[CredentialLoader(spec, config.upstream) for spec in config.upstream.accounts],
         client=client,
         clock=clock,
-        min_interval=config.min_fetch_interval,
-        thresholds=config.thresholds,
+        min_interval=config.upstream.min_fetch_interval,
+        thresholds=config.alerts.thresholds,
     )
     store = await SQLiteStore.open(config.state)
     scheduler = AlertScheduler(

@@ -127,7 +127,7 @@ def chat_failures(world: World, discord: FakeDiscord) -> list[Any]:
         lambda: slack.fail("chat.postMessage", status=500),
         lambda: slack.fail("chat.postMessage", error="invalid_auth"),
         lambda: slack.fail("chat.postMessage", error="channel_not_found"),
-        lambda: slack.remove_bot_from(world.settings.slack_alert_channel or ""),
+        lambda: slack.remove_bot_from(world.settings.slack.alert_channel or ""),
         lambda: slack.fail_webhook(status=404),
         lambda: slack.fail_webhook(status=429),
         lambda: slack.fail_webhook(status=500),

@@ -40,19 +40,20 @@ def build_core(
     """``trust_env=False`` ignores proxy settings: for the demo, whose upstream is local."""
     clock = clock or SystemClock()
     client = UsageClient(
-        base_url=settings.api_base_url,
-        user_agent=settings.user_agent,
+        base_url=settings.upstream.api_base_url,
+        user_agent=settings.upstream.user_agent,
         transport=transport,
         trust_env=trust_env,
     )
     loaders = tuple(
-        CredentialLoader(account, settings, platform=platform) for account in settings.accounts
+        CredentialLoader(account, settings.upstream, platform=platform)
+        for account in settings.upstream.accounts
     )
     service = UsageService(
         loaders=loaders,
         client=client,
         clock=clock,
-        min_interval=settings.min_fetch_interval,
-        thresholds=settings.thresholds,
+        min_interval=settings.upstream.min_fetch_interval,
+        thresholds=settings.alerts.thresholds,
     )
     return Core(settings, clock, client, service, loaders)

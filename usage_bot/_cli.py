@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"usage-bot: {exc.message}", file=sys.stderr)
         return exc.exit_code
     redact = configure_logging(
-        level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets()
+        level=settings.log.level, fmt=settings.log.format, secrets=settings.secrets()
     )
     for warning in settings.warnings:
         log.warning(warning)
@@ -109,15 +109,15 @@ def _guard(run: object, redact: Redactor) -> int:
 
 def _health(settings: Settings) -> int:
     """For container health checks without curl: GET /healthz of the running bot."""
-    if settings.http_port == 0:
+    if settings.http.port == 0:
         print("usage-bot: the HTTP server is off (USAGE_BOT_HTTP_PORT=0).", file=sys.stderr)
         return 1
-    host = settings.http_host
+    host = settings.http.host
     if host in ("0.0.0.0", "::", ""):  # noqa: S104 - the wildcard is where we listen, not where we ask
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    url = f"http://{host}:{settings.http_port}/healthz"
+    url = f"http://{host}:{settings.http.port}/healthz"
     try:
         response = httpx.get(url, timeout=4.0, trust_env=False)
     except httpx.HTTPError as exc:

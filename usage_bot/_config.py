@@ -23,6 +23,7 @@ from usage_bot._files import FileTooLarge, NotARegularFile, read_small_file
 
 CLAUDE_CODE_VERSION = "2.1.0"
 DEFAULT_USER_AGENT = f"claude-code/{CLAUDE_CODE_VERSION}"
+DEFAULT_STATE = "./usage-bot.sqlite3"
 
 ResetAnnounce = Literal["alerted", "always", "never"]
 LogFormat = Literal["text", "json"]
@@ -72,76 +73,123 @@ class AccountSpec:
     path: Path | None = None
 
 
+def _home_claude() -> Path:
+    return Path("~/.claude").expanduser()
+
+
 @dataclass(frozen=True, slots=True)
-class Settings:
-    """Every setting of PRODUCT.md, validated. Build it with :func:`load_settings`."""
+class UpstreamConfig:
+    """Where the usage comes from: the logins, the endpoint, how often to ask."""
 
     oauth_token: Secret | None = None
     oauth_token_file: Path | None = None
-    claude_config_dir: Path = field(default_factory=lambda: Path("~/.claude").expanduser())
+    claude_config_dir: Path = field(default_factory=_home_claude)
     accounts: tuple[AccountSpec, ...] = (AccountSpec("default"),)
     api_base_url: str = "https://api.anthropic.com"
     user_agent: str = DEFAULT_USER_AGENT
     poll_seconds: int = 180
-    thresholds: tuple[float, ...] = (80.0, 95.0)
-    reset_announce: ResetAnnounce = "alerted"
-    # None: an expired login is never an incident ("never").
-    expired_login_alert_after: timedelta | None = timedelta(hours=24)
-    state: str = "./usage-bot.sqlite3"
-    http_host: str = "127.0.0.1"
-    http_port: int = 8080
-    log_level: str = "INFO"
-    log_format: LogFormat = "text"
-    slack_bot_token: Secret | None = None
-    slack_app_token: Secret | None = None
-    slack_signing_secret: Secret | None = None
-    slack_alert_channel: str | None = None
-    slack_webhook_url: Secret | None = None
-    slack_api_base_url: str = "https://slack.com/api/"
-    slack_allowed_channels: frozenset[str] = frozenset()
-    slack_allowed_users: frozenset[str] = frozenset()
-    discord_bot_token: Secret | None = None
-    discord_guild_id: int | None = None
-    discord_alert_channel_id: int | None = None
-    discord_webhook_url: Secret | None = None
-    discord_allowed_guilds: frozenset[int] = frozenset()
-    discord_allowed_channels: frozenset[int] = frozenset()
-    discord_api_base_url: str = "https://discord.com/api/v10"
-    discord_gateway_url: str = "wss://gateway.discord.gg/"
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None
-
-    @property
-    def discord_enabled(self) -> bool:
-        return self.discord_bot_token is not None
-
-    @property
-    def chat_configured(self) -> bool:
-        return bool(
-            self.slack_enabled
-            or self.discord_enabled
-            or self.slack_webhook_url
-            or self.discord_webhook_url
-        )
 
     @property
     def min_fetch_interval(self) -> float:
         """Upstream spacing per account: 30 s, or the poll interval when that is shorter."""
         return float(min(30, self.poll_seconds))
 
+
+@dataclass(frozen=True, slots=True)
+class AlertConfig:
+    """What is announced, and when."""
+
+    thresholds: tuple[float, ...] = (80.0, 95.0)
+    reset_announce: ResetAnnounce = "alerted"
+    # None: an expired login is never an incident ("never").
+    expired_login_alert_after: timedelta | None = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """The bot's own HTTP server: health, metrics and Slack's HTTP mode; port 0 is off."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class SlackConfig:
+    """Slack: the app (bot token, Socket Mode or HTTP mode), alerts, who may ask."""
+
+    bot_token: Secret | None = None
+    app_token: Secret | None = None
+    signing_secret: Secret | None = None
+    alert_channel: str | None = None
+    webhook_url: Secret | None = None
+    api_base_url: str = "https://slack.com/api/"
+    allowed_channels: frozenset[str] = frozenset()
+    allowed_users: frozenset[str] = frozenset()
+
+    @property
+    def enabled(self) -> bool:
+        """The app is configured: ``/claude-usage`` in Slack."""
+        return self.bot_token is not None
+
+    @property
+    def mode(self) -> Literal["socket", "http"]:
+        """Socket Mode when there is an app-level token; otherwise HTTP mode."""
+        return "socket" if self.app_token is not None else "http"
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordConfig:
+    """Discord: the bot, where its command lives, alerts, who may ask."""
+
+    bot_token: Secret | None = None
+    guild_id: int | None = None
+    alert_channel_id: int | None = None
+    webhook_url: Secret | None = None
+    allowed_guilds: frozenset[int] = frozenset()
+    allowed_channels: frozenset[int] = frozenset()
+    api_base_url: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg/"
+
+    @property
+    def enabled(self) -> bool:
+        """The bot is configured: ``/claude-usage`` in Discord."""
+        return self.bot_token is not None
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = "INFO"
+    format: LogFormat = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of PRODUCT.md, validated and grouped. Build it with :func:`load_settings`."""
+
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    alerts: AlertConfig = AlertConfig()
+    http: HttpConfig = HttpConfig()
+    slack: SlackConfig = SlackConfig()
+    discord: DiscordConfig = DiscordConfig()
+    log: LogConfig = LogConfig()
+    state: str = DEFAULT_STATE
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def chat_configured(self) -> bool:
+        slack, discord = self.slack, self.discord
+        return bool(slack.enabled or discord.enabled or slack.webhook_url or discord.webhook_url)
+
     def secrets(self) -> Iterator[str]:
         """Every secret value this process knows, for the log redactor."""
         for value in (
-            self.oauth_token,
-            self.slack_bot_token,
-            self.slack_app_token,
-            self.slack_signing_secret,
-            self.slack_webhook_url,
-            self.discord_bot_token,
-            self.discord_webhook_url,
+            self.upstream.oauth_token,
+            self.slack.bot_token,
+            self.slack.app_token,
+            self.slack.signing_secret,
+            self.slack.webhook_url,
+            self.discord.bot_token,
+            self.discord.webhook_url,
         ):
             if value is not None and value.reveal():
                 yield value.reveal()
@@ -221,162 +269,199 @@ class _Reader:
         return Secret(direct) if direct else None
 
     def settings(self) -> Settings:
-        oauth_token_file = self.raw("CLAUDE_CODE_OAUTH_TOKEN_FILE")
-        oauth_token = None if oauth_token_file else self.secret("CLAUDE_CODE_OAUTH_TOKEN")
-        if oauth_token_file and self.raw("CLAUDE_CODE_OAUTH_TOKEN"):
+        s = Settings(
+            upstream=self.upstream(),
+            alerts=self.alerts(),
+            http=self.http(),
+            slack=self.slack(),
+            discord=self.discord(),
+            log=self.log(),
+            state=self.value(
+                "USAGE_BOT_STATE",
+                _state,
+                DEFAULT_STATE,
+                "use a file path or a sqlite:///path URL.",
+            ),
+        )
+        self.check_combinations(s)
+        if s.upstream.poll_seconds < 60 and not self.problems:
+            self.warnings.append(
+                f"USAGE_BOT_POLL_SECONDS={s.upstream.poll_seconds} polls more often than once "
+                "a minute; the usage endpoint is shared with your own Claude Code, so keep it "
+                "at 60 or more outside tests and demos."
+            )
+        if self.problems:
+            raise ConfigError(self.problems)
+        return replace(s, warnings=tuple(self.warnings))
+
+    def upstream(self) -> UpstreamConfig:
+        d = UpstreamConfig()
+        token_file = self.raw("CLAUDE_CODE_OAUTH_TOKEN_FILE")
+        token = None if token_file else self.secret("CLAUDE_CODE_OAUTH_TOKEN")
+        if token_file and self.raw("CLAUDE_CODE_OAUTH_TOKEN"):
             self.problems.append(
                 "CLAUDE_CODE_OAUTH_TOKEN and CLAUDE_CODE_OAUTH_TOKEN_FILE are both set: keep "
                 "only one of them."
             )
-        s = Settings(
-            oauth_token=oauth_token,
-            oauth_token_file=Path(oauth_token_file).expanduser() if oauth_token_file else None,
-            claude_config_dir=Path(self.raw("CLAUDE_CONFIG_DIR") or "~/.claude").expanduser(),
+        config_dir = self.raw("CLAUDE_CONFIG_DIR")
+        return UpstreamConfig(
+            oauth_token=token,
+            oauth_token_file=Path(token_file).expanduser() if token_file else None,
+            claude_config_dir=Path(config_dir).expanduser() if config_dir else d.claude_config_dir,
             accounts=self.value(
                 "USAGE_BOT_ACCOUNTS",
                 _accounts,
-                (AccountSpec("default"),),
+                d.accounts,
                 "write name=path pairs separated by commas, e.g. "
                 "alice=/claude/alice,bob=/claude/bob.",
             ),
             api_base_url=self.value(
                 "USAGE_BOT_API_BASE_URL",
                 _http_url,
-                "https://api.anthropic.com",
-                "use an http(s) URL such as https://api.anthropic.com.",
+                d.api_base_url,
+                f"use an http(s) URL such as {d.api_base_url}.",
             ).rstrip("/"),
-            user_agent=self.raw("USAGE_BOT_USER_AGENT") or DEFAULT_USER_AGENT,
+            user_agent=self.raw("USAGE_BOT_USER_AGENT") or d.user_agent,
             poll_seconds=self.value(
                 "USAGE_BOT_POLL_SECONDS",
                 _poll_seconds,
-                180,
-                "use a whole number of seconds, at least 1 (default 180).",
+                d.poll_seconds,
+                f"use a whole number of seconds, at least 1 (default {d.poll_seconds}).",
             ),
+        )
+
+    def alerts(self) -> AlertConfig:
+        d = AlertConfig()
+        return AlertConfig(
             thresholds=self.value(
                 "USAGE_BOT_THRESHOLDS",
                 _thresholds,
-                (80.0, 95.0),
+                d.thresholds,
                 "use percentages over 0 and at most 100, separated by commas, e.g. 80,95.",
             ),
             reset_announce=self.value(
                 "USAGE_BOT_RESET_ANNOUNCE",
                 cast(Callable[[str], ResetAnnounce], _choice(("alerted", "always", "never"))),
-                "alerted",
+                d.reset_announce,
                 "use one of alerted, always, never.",
             ),
             expired_login_alert_after=self.value(
                 "USAGE_BOT_EXPIRED_LOGIN_ALERT_AFTER",
                 _duration_or_never,
-                cast(timedelta | None, timedelta(hours=24)),
+                d.expired_login_alert_after,
                 "use a duration such as 24h, 90m or 2d (plain numbers are seconds), 0 for at "
                 "once, or never.",
             ),
-            state=self.value(
-                "USAGE_BOT_STATE",
-                _state,
-                "./usage-bot.sqlite3",
-                "use a file path or a sqlite:///path URL.",
-            ),
-            http_host=self.raw("USAGE_BOT_HTTP_HOST") or "127.0.0.1",
-            http_port=self.value(
+        )
+
+    def http(self) -> HttpConfig:
+        d = HttpConfig()
+        return HttpConfig(
+            host=self.raw("USAGE_BOT_HTTP_HOST") or d.host,
+            port=self.value(
                 "USAGE_BOT_HTTP_PORT",
                 _port,
-                8080,
+                d.port,
                 "use a port number from 1 to 65535, or 0 to turn the HTTP server off.",
             ),
-            log_level=self.value(
+        )
+
+    def log(self) -> LogConfig:
+        d = LogConfig()
+        return LogConfig(
+            level=self.value(
                 "USAGE_BOT_LOG_LEVEL",
                 _choice(_LOG_LEVELS),
-                "INFO",
+                d.level,
                 "use one of DEBUG, INFO, WARNING, ERROR.",
             ),
-            log_format=self.value(
+            format=self.value(
                 "USAGE_BOT_LOG_FORMAT",
                 cast(Callable[[str], LogFormat], _choice(("text", "json"))),
-                "text",
+                d.format,
                 "use text or json.",
             ),
-            slack_bot_token=self.token("SLACK_BOT_TOKEN", "xoxb-", "the Bot User OAuth Token"),
-            slack_app_token=self.token(
+        )
+
+    def slack(self) -> SlackConfig:
+        d = SlackConfig()
+        return SlackConfig(
+            bot_token=self.token("SLACK_BOT_TOKEN", "xoxb-", "the Bot User OAuth Token"),
+            app_token=self.token(
                 "SLACK_APP_TOKEN", "xapp-", "an app-level token with connections:write"
             ),
-            slack_signing_secret=self.secret("SLACK_SIGNING_SECRET"),
-            slack_alert_channel=self.value(
+            signing_secret=self.secret("SLACK_SIGNING_SECRET"),
+            alert_channel=self.value(
                 "SLACK_ALERT_CHANNEL",
                 _pattern(_SLACK_CHANNEL),
-                None,
+                d.alert_channel,
                 "use the channel ID (such as C0123456789, from the channel's details), not "
                 "its name.",
             ),
-            slack_webhook_url=self.url_secret("SLACK_WEBHOOK_URL"),
-            slack_api_base_url=self.value(
+            webhook_url=self.url_secret("SLACK_WEBHOOK_URL"),
+            api_base_url=self.value(
                 "SLACK_API_BASE_URL",
                 _http_url,
-                "https://slack.com/api/",
-                "use an http(s) URL such as https://slack.com/api/.",
+                d.api_base_url,
+                f"use an http(s) URL such as {d.api_base_url}.",
             ).rstrip("/")
             + "/",
-            slack_allowed_channels=self.value(
+            allowed_channels=self.value(
                 "SLACK_ALLOWED_CHANNELS",
                 _id_list(_SLACK_CHANNEL, str),
-                frozenset(),
+                d.allowed_channels,
                 "use channel IDs such as C0123456789, separated by commas.",
             ),
-            slack_allowed_users=self.value(
+            allowed_users=self.value(
                 "SLACK_ALLOWED_USERS",
                 _id_list(_SLACK_USER, str),
-                frozenset(),
+                d.allowed_users,
                 "use user IDs such as U0123456789, separated by commas.",
             ),
-            discord_bot_token=self.secret("DISCORD_BOT_TOKEN"),
-            discord_guild_id=self.value(
+        )
+
+    def discord(self) -> DiscordConfig:
+        d = DiscordConfig()
+        return DiscordConfig(
+            bot_token=self.secret("DISCORD_BOT_TOKEN"),
+            guild_id=self.value(
                 "DISCORD_GUILD_ID",
                 _snowflake,
-                None,
+                d.guild_id,
                 "use the server's numeric ID (Developer Mode, right-click the server, Copy ID).",
             ),
-            discord_alert_channel_id=self.value(
+            alert_channel_id=self.value(
                 "DISCORD_ALERT_CHANNEL_ID",
                 _snowflake,
-                None,
+                d.alert_channel_id,
                 "use the channel's numeric ID (Developer Mode, right-click it, Copy ID).",
             ),
-            discord_webhook_url=self.url_secret("DISCORD_WEBHOOK_URL"),
-            discord_allowed_guilds=self.value(
+            webhook_url=self.url_secret("DISCORD_WEBHOOK_URL"),
+            allowed_guilds=self.value(
                 "DISCORD_ALLOWED_GUILDS",
                 _id_list(_SNOWFLAKE, int),
-                frozenset(),
+                d.allowed_guilds,
                 "use numeric server IDs separated by commas.",
             ),
-            discord_allowed_channels=self.value(
+            allowed_channels=self.value(
                 "DISCORD_ALLOWED_CHANNELS",
                 _id_list(_SNOWFLAKE, int),
-                frozenset(),
+                d.allowed_channels,
                 "use numeric channel IDs separated by commas.",
             ),
-            discord_api_base_url=self.value(
+            api_base_url=self.value(
                 "DISCORD_API_BASE_URL",
                 _http_url,
-                "https://discord.com/api/v10",
-                "use an http(s) URL such as https://discord.com/api/v10.",
+                d.api_base_url,
+                f"use an http(s) URL such as {d.api_base_url}.",
             ).rstrip("/"),
-            discord_gateway_url=self.value(
+            gateway_url=self.value(
                 "DISCORD_GATEWAY_URL",
                 _ws_url,
-                "wss://gateway.discord.gg/",
-                "use a ws(s) URL such as wss://gateway.discord.gg/.",
+                d.gateway_url,
+                f"use a ws(s) URL such as {d.gateway_url}.",
             ),
         )
-        self.check_combinations(s)
-        if s.poll_seconds < 60 and not self.problems:
-            self.warnings.append(
-                f"USAGE_BOT_POLL_SECONDS={s.poll_seconds} polls more often than once a minute; "
-                "the usage endpoint is shared with your own Claude Code, so keep it at 60 or "
-                "more outside tests and demos."
-            )
-        if self.problems:
-            raise ConfigError(self.problems)
-        return _with_warnings(s, tuple(self.warnings))
 
     def token(self, name: str, prefix: str, what: str) -> Secret | None:
         secret = self.secret(name)
@@ -399,38 +484,34 @@ class _Reader:
 
     def check_combinations(self, s: Settings) -> None:
         p = self.problems
-        if s.slack_bot_token is None:
+        if s.slack.bot_token is None:
             for name in ("SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_ALERT_CHANNEL"):
                 if self.raw(name) or self.raw(f"{name}_FILE"):
                     p.append(f"{name} is set but SLACK_BOT_TOKEN is not: set the xoxb- bot token.")
-        elif s.slack_app_token is None and s.slack_signing_secret is None:
+        elif s.slack.app_token is None and s.slack.signing_secret is None:
             p.append(
                 "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor "
                 "SLACK_SIGNING_SECRET (HTTP mode) is: set SLACK_APP_TOKEN for Socket Mode."
             )
-        elif s.slack_app_token is None and s.http_port == 0:
+        elif s.slack.app_token is None and s.http.port == 0:
             p.append(
                 "SLACK_SIGNING_SECRET (HTTP mode) needs the HTTP server, but "
                 "USAGE_BOT_HTTP_PORT=0 turns it off: set a port, or use SLACK_APP_TOKEN."
             )
-        if s.discord_bot_token is None and self.raw("DISCORD_ALERT_CHANNEL_ID"):
+        if s.discord.bot_token is None and self.raw("DISCORD_ALERT_CHANNEL_ID"):
             p.append(
                 "DISCORD_ALERT_CHANNEL_ID is set but DISCORD_BOT_TOKEN is not: set the bot "
                 "token, or use DISCORD_WEBHOOK_URL for alerts without a bot."
             )
-        if s.discord_bot_token is None and self.raw("DISCORD_GUILD_ID"):
+        if s.discord.bot_token is None and self.raw("DISCORD_GUILD_ID"):
             p.append("DISCORD_GUILD_ID is set but DISCORD_BOT_TOKEN is not: set the bot token.")
-        named = [a for a in s.accounts if a.path is not None]
+        named = [a for a in s.upstream.accounts if a.path is not None]
         env_token = self.raw("CLAUDE_CODE_OAUTH_TOKEN") or self.raw("CLAUDE_CODE_OAUTH_TOKEN_FILE")
         if named and env_token:
             p.append(
                 "CLAUDE_CODE_OAUTH_TOKEN applies to the single default account, but "
                 "USAGE_BOT_ACCOUNTS names several: give each account its own path instead."
             )
-
-
-def _with_warnings(s: Settings, warnings: tuple[str, ...]) -> Settings:
-    return replace(s, warnings=warnings)
 
 
 def _shown(name: str, raw: str) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from usage_bot._config import AccountSpec, Secret, Settings
+from usage_bot._config import AccountSpec, Secret, UpstreamConfig
 from usage_bot._exceptions import (
     CredentialsEmpty,
     CredentialsExpired,
@@ -67,12 +67,12 @@ class CredentialLoader:
     def __init__(
         self,
         account: AccountSpec,
-        settings: Settings,
+        upstream: UpstreamConfig,
         *,
         platform: str = sys.platform,
     ) -> None:
         self.account = account
-        self._settings = settings
+        self._upstream = upstream
         self._platform = platform
 
     def load(self, now: datetime) -> Credentials:
@@ -91,12 +91,12 @@ class CredentialLoader:
             if found is None:
                 raise CredentialsMissing([str(path)])
             return found
-        settings = self._settings
-        if settings.oauth_token is not None:
-            return _from_token(settings.oauth_token.reveal(), "CLAUDE_CODE_OAUTH_TOKEN")
-        if settings.oauth_token_file is not None:
-            return _from_token_file(settings.oauth_token_file)
-        path = settings.claude_config_dir / CREDENTIALS_FILE
+        upstream = self._upstream
+        if upstream.oauth_token is not None:
+            return _from_token(upstream.oauth_token.reveal(), "CLAUDE_CODE_OAUTH_TOKEN")
+        if upstream.oauth_token_file is not None:
+            return _from_token_file(upstream.oauth_token_file)
+        path = upstream.claude_config_dir / CREDENTIALS_FILE
         found = _read_file(path)
         if found is not None:
             return found

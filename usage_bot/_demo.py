@@ -15,7 +15,7 @@ from typing import TextIO
 
 from usage_bot._app import build_core
 from usage_bot._clock import ScaledClock
-from usage_bot._config import Secret, Settings
+from usage_bot._config import HttpConfig, Secret, Settings, UpstreamConfig
 from usage_bot._report import build_report, format_percent
 from usage_bot._scheduler import AlertScheduler
 from usage_bot._service import UsageService
@@ -46,10 +46,12 @@ async def run_demo(
     with tempfile.TemporaryDirectory(prefix="usage-bot-demo-") as folder:
         async with SimulatedUpstream(clock=clock) as upstream:
             settings = Settings(
-                oauth_token=Secret(DEMO_TOKEN),
-                api_base_url=upstream.url,
-                poll_seconds=POLL_SECONDS,
-                http_port=0,
+                upstream=UpstreamConfig(
+                    oauth_token=Secret(DEMO_TOKEN),
+                    api_base_url=upstream.url,
+                    poll_seconds=POLL_SECONDS,
+                ),
+                http=HttpConfig(port=0),
                 state=str(Path(folder) / "demo.sqlite3"),
             )
             core = build_core(settings, clock=clock, trust_env=False)

@@ -60,15 +60,15 @@ def write_results(results: Iterable[CheckResult], out: TextIO) -> None:
 
 
 def _configuration(settings: Settings) -> list[CheckResult]:
-    count = len(settings.accounts)
-    levels = ", ".join(format_percent(t) for t in settings.thresholds)
+    count = len(settings.upstream.accounts)
+    levels = ", ".join(format_percent(t) for t in settings.alerts.thresholds)
     front = [
         name
         for name, on in (
-            ("Slack", settings.slack_enabled),
-            ("Slack webhook", settings.slack_webhook_url is not None),
-            ("Discord", settings.discord_enabled),
-            ("Discord webhook", settings.discord_webhook_url is not None),
+            ("Slack", settings.slack.enabled),
+            ("Slack webhook", settings.slack.webhook_url is not None),
+            ("Discord", settings.discord.enabled),
+            ("Discord webhook", settings.discord.webhook_url is not None),
         )
         if on
     ]
@@ -77,8 +77,8 @@ def _configuration(settings: Settings) -> list[CheckResult]:
             "configuration",
             "ok",
             f"{count} account{'s' if count != 1 else ''} "
-            f"({', '.join(a.name for a in settings.accounts)}); polls every "
-            f"{settings.poll_seconds} s; alerts at {levels}; "
+            f"({', '.join(a.name for a in settings.upstream.accounts)}); polls every "
+            f"{settings.upstream.poll_seconds} s; alerts at {levels}; "
             + (f"chat: {', '.join(front)}" if front else "no chat platform (console only)"),
             None if front else "set SLACK_BOT_TOKEN or DISCORD_BOT_TOKEN (see README).",
         )
@@ -153,7 +153,7 @@ async def _account(core: Core, loader: CredentialLoader) -> list[CheckResult]:
         return results
     try:
         payload = await core.client.fetch(credentials.token.reveal(), now=now)
-        snapshot = parse_usage(payload, fetched_at=now, thresholds=core.settings.thresholds)
+        snapshot = parse_usage(payload, fetched_at=now, thresholds=core.settings.alerts.thresholds)
     except UsageBotError as exc:
         results.append(CheckResult(f"{name}: usage endpoint", "fail", exc.message))
         return results
@@ -181,11 +181,11 @@ def _state(settings: Settings) -> CheckResult:
 async def _chat(settings: Settings) -> list[CheckResult]:
     """Slack's and Discord's own checks, importing each SDK only when it is configured."""
     results: list[CheckResult] = []
-    if settings.slack_enabled or settings.slack_webhook_url is not None:
+    if settings.slack.enabled or settings.slack.webhook_url is not None:
         from usage_bot.frontends.slack import doctor_checks as slack_checks
 
         results.extend(await slack_checks(settings))
-    if settings.discord_enabled or settings.discord_webhook_url is not None:
+    if settings.discord.enabled or settings.discord.webhook_url is not None:
         from usage_bot.frontends.discord import doctor_checks as discord_checks
 
         results.extend(await discord_checks(settings))

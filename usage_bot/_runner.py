@@ -44,10 +44,10 @@ CLAUDE_CODE_OAUTH_TOKEN; to post to a chat, set SLACK_BOT_TOKEN or DISCORD_BOT_T
 
 def is_configured(settings: Settings) -> bool:
     """True when there is something of the user's to run against."""
-    if settings.chat_configured or any(a.path is not None for a in settings.accounts):
+    if settings.chat_configured or any(a.path is not None for a in settings.upstream.accounts):
         return True
     try:
-        CredentialLoader(settings.accounts[0], settings).read()
+        CredentialLoader(settings.upstream.accounts[0], settings.upstream).read()
     except CredentialsMissing:
         return False
     except CredentialsError:
@@ -110,10 +110,10 @@ class Bot:
         self.core: Core = build_core(settings, clock=clock, transport=transport)
         self.metrics = Metrics(self.core.service)
         self.http: HttpServer | None = None
-        if settings.http_port:
+        if settings.http.port:
             self.http = HttpServer(
-                host=settings.http_host,
-                port=settings.http_port,
+                host=settings.http.host,
+                port=settings.http.port,
                 health=self.health,
                 metrics=self.metrics.render,
             )
@@ -129,7 +129,7 @@ class Bot:
     async def start(self) -> None:
         settings, service = self.settings, self.core.service
         self.store = await open_store(settings)
-        if settings.slack_enabled:
+        if settings.slack.enabled:
             from usage_bot.frontends.slack import SlackFrontEnd
 
             # Before the HTTP server starts: HTTP mode adds /slack/events to it.
@@ -142,7 +142,7 @@ class Bot:
                     on_command=partial(self.metrics.command_answered, "slack"),
                 )
             )
-        if settings.discord_enabled:
+        if settings.discord.enabled:
             from usage_bot.frontends.discord import DiscordFrontEnd
 
             self.front_ends.append(
@@ -172,7 +172,7 @@ class Bot:
             "running: %s; polling %d account(s) every %d s; alerts to %s",
             ", ".join(f.name for f in self.front_ends),
             len(service.accounts),
-            settings.poll_seconds,
+            settings.upstream.poll_seconds,
             ", ".join(self.scheduler.destinations),
         )
 
@@ -192,11 +192,11 @@ class Bot:
     def _notifiers(self) -> list[Notifier]:
         notifiers: list[Notifier] = [n for f in self.front_ends for n in f.notifiers()]
         names = {f.name for f in self.front_ends}
-        if "slack" not in names and self.settings.slack_webhook_url is not None:
+        if "slack" not in names and self.settings.slack.webhook_url is not None:
             from usage_bot.frontends.slack import slack_notifiers
 
             notifiers.extend(slack_notifiers(self.settings))
-        if "discord" not in names and self.settings.discord_webhook_url is not None:
+        if "discord" not in names and self.settings.discord.webhook_url is not None:
             from usage_bot.frontends.discord import discord_notifiers
 
             notifiers.extend(discord_notifiers(self.settings))

@@ -169,7 +169,7 @@ class AlertScheduler:
             scheduler.add_job(
                 self._poll_job,
                 "interval",
-                seconds=self._settings.poll_seconds,
+                seconds=self._settings.upstream.poll_seconds,
                 args=[account],
                 id=f"poll:{account}",
                 next_run_time=first,
@@ -198,7 +198,7 @@ class AlertScheduler:
         log.info(
             "alert scheduler started: %d account(s) every %d s, destinations: %s",
             len(self._service.accounts),
-            self._settings.poll_seconds,
+            self._settings.upstream.poll_seconds,
             ", ".join(self._notifiers) or "none",
         )
 
@@ -237,9 +237,9 @@ class AlertScheduler:
                 ledger,
                 usage,
                 now=now,
-                thresholds=self._settings.thresholds,
-                reset_announce=self._settings.reset_announce,
-                expired_login_alert_after=self._settings.expired_login_alert_after,
+                thresholds=self._settings.alerts.thresholds,
+                reset_announce=self._settings.alerts.reset_announce,
+                expired_login_alert_after=self._settings.alerts.expired_login_alert_after,
             )
 
         assessment = await self._store.update_ledger(
@@ -417,7 +417,7 @@ class AlertScheduler:
             # that fires a few ms before the last fetch is that old would get the same
             # answer again, and the account would be fetched every other poll only.
             wait = self._service.due_in(account)
-            if 0 < wait <= min(POLL_JITTER, self._settings.poll_seconds / 4):
+            if 0 < wait <= min(POLL_JITTER, self._settings.upstream.poll_seconds / 4):
                 await asyncio.sleep(wait)
             try:
                 await self.poll_once(account)

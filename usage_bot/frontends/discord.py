@@ -116,8 +116,8 @@ class KeyValueStore(Protocol):
 
 def apply_discord_urls(settings: Settings) -> None:
     """Send discord.py's REST calls and gateway connection where the settings say."""
-    discord.http.Route.BASE = settings.discord_api_base_url
-    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+    discord.http.Route.BASE = settings.discord.api_base_url
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord.gateway_url)
 
 
 def _new_client(**options: Any) -> discord.Client:
@@ -132,12 +132,12 @@ def refusal(
     settings: Settings, *, guild_id: int | None, channel_id: int | None, parent_id: int | None
 ) -> str | None:
     """Why ``/claude-usage`` may not be used here, or None; a thread counts as its channel."""
-    guilds = settings.discord_allowed_guilds
+    guilds = settings.discord.allowed_guilds
     if guilds and guild_id is None:
         return REFUSED_DM
     if guilds and guild_id not in guilds:
         return REFUSED_GUILD
-    channels = settings.discord_allowed_channels
+    channels = settings.discord.allowed_channels
     if channels and channel_id not in channels and (parent_id is None or parent_id not in channels):
         return REFUSED_CHANNEL
     return None
@@ -201,15 +201,15 @@ class DiscordFrontEnd:
         guild_ready_timeout: float = 2.0,
         on_command: CommandListener | None = None,
     ) -> None:
-        if settings.discord_bot_token is None:
+        if settings.discord.bot_token is None:
             raise UsageBotError("The Discord front end needs DISCORD_BOT_TOKEN: set the bot token.")
         self._settings = settings
-        self._token = settings.discord_bot_token
+        self._token = settings.discord.bot_token
         self._service = service
         self._clock = clock
         self._store = store
         self._guild = (
-            discord.Object(settings.discord_guild_id) if settings.discord_guild_id else None
+            discord.Object(settings.discord.guild_id) if settings.discord.guild_id else None
         )
         self._client = _new_client(
             guild_ready_timeout=guild_ready_timeout,
@@ -568,17 +568,17 @@ def discord_notifiers(settings: Settings) -> list[Notifier]:
     """The Discord alert destinations the settings configure: the alert channel (with a bot
     token), the webhook, both or neither. Works without a :class:`DiscordFrontEnd`."""
     notifiers: list[Notifier] = []
-    token, channel = settings.discord_bot_token, settings.discord_alert_channel_id
+    token, channel = settings.discord.bot_token, settings.discord.alert_channel_id
     if token is not None and channel is not None:
         notifiers.append(
             DiscordChannelNotifier(
-                token=token, channel_id=channel, api_base_url=settings.discord_api_base_url
+                token=token, channel_id=channel, api_base_url=settings.discord.api_base_url
             )
         )
-    if settings.discord_webhook_url is not None:
+    if settings.discord.webhook_url is not None:
         notifiers.append(
             DiscordWebhookNotifier(
-                url=settings.discord_webhook_url, api_base_url=settings.discord_api_base_url
+                url=settings.discord.webhook_url, api_base_url=settings.discord.api_base_url
             )
         )
     return notifiers
@@ -749,7 +749,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _unreachable(settings: Settings, exc: BaseException) -> UsageBotError:
-    host = yarl.URL(settings.discord_api_base_url).host or settings.discord_api_base_url
+    host = yarl.URL(settings.discord.api_base_url).host or settings.discord.api_base_url
     return UsageBotError(
         f"Cannot reach Discord at {host} ({type(exc).__name__}); check this machine's network "
         "(and proxy settings) and DISCORD_API_BASE_URL."
@@ -757,7 +757,7 @@ def _unreachable(settings: Settings, exc: BaseException) -> UsageBotError:
 
 
 def _sync_refused(settings: Settings, exc: discord.HTTPException) -> str:
-    guild = settings.discord_guild_id
+    guild = settings.discord.guild_id
     if guild is None:
         return f"Discord refused to register /{COMMAND} ({_describe(exc)}): {LOGIN_FIX}"
     return (
@@ -782,7 +782,7 @@ async def doctor_checks(settings: Settings) -> list[CheckResult]:
     invite URL, the command's registration, the alert channel and the webhook. Posts
     nothing anywhere."""
     results: list[CheckResult] = []
-    token = settings.discord_bot_token
+    token = settings.discord.bot_token
     if token is not None:
         apply_discord_urls(settings)
         client = _new_client()
@@ -790,8 +790,8 @@ async def doctor_checks(settings: Settings) -> list[CheckResult]:
             results.extend(await _bot_checks(client, settings, token))
         finally:
             await client.close()
-    if settings.discord_webhook_url is not None:
-        results.append(await _webhook_check(settings, settings.discord_webhook_url))
+    if settings.discord.webhook_url is not None:
+        results.append(await _webhook_check(settings, settings.discord.webhook_url))
     return results
 
 
@@ -843,7 +843,7 @@ async def _command_check(
     client: discord.Client, settings: Settings, application_id: int
 ) -> CheckResult:
     name = "discord: command"
-    guild = settings.discord_guild_id
+    guild = settings.discord.guild_id
     where = f"in server {guild}" if guild else "globally"
     try:
         if guild:
@@ -875,9 +875,9 @@ async def _command_check(
 
 async def _channel_check(client: discord.Client, settings: Settings) -> CheckResult:
     name = "discord: alert channel"
-    channel_id = settings.discord_alert_channel_id
+    channel_id = settings.discord.alert_channel_id
     if channel_id is None:
-        if settings.discord_webhook_url is not None:
+        if settings.discord.webhook_url is not None:
             return CheckResult(name, "skip", "not set: alerts go through the webhook")
         return CheckResult(
             name,
@@ -927,7 +927,7 @@ async def _webhook_check(settings: Settings, url: Secret) -> CheckResult:
             "DISCORD_WEBHOOK_URL is not a Discord webhook URL "
             "(https://discord.com/api/webhooks/ID/TOKEN); it is used as it is, but not checked",
         )
-    target = _webhook_target(url, settings.discord_api_base_url.rstrip("/"))
+    target = _webhook_target(url, settings.discord.api_base_url.rstrip("/"))
     try:
         async with (
             aiohttp.ClientSession(

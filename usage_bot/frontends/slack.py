@@ -154,9 +154,9 @@ def parse_command(text: str, accounts: Sequence[str]) -> UsageCommand:
 
 def refusal(settings: Settings, *, user_id: str, channel_id: str) -> str | None:
     """Why this user may not use the command here, or None when they may."""
-    if settings.slack_allowed_users and user_id not in settings.slack_allowed_users:
+    if settings.slack.allowed_users and user_id not in settings.slack.allowed_users:
         return REFUSED_USER
-    if settings.slack_allowed_channels and channel_id not in settings.slack_allowed_channels:
+    if settings.slack.allowed_channels and channel_id not in settings.slack.allowed_channels:
         return REFUSED_CHANNEL
     return None
 
@@ -185,19 +185,19 @@ class SlackFrontEnd:
         http: HttpServer | None,
         on_command: CommandListener | None = None,
     ) -> None:
-        if settings.slack_bot_token is None:
+        if settings.slack.bot_token is None:
             raise UsageBotError("The Slack front end needs SLACK_BOT_TOKEN: set the xoxb- token.")
         self._settings = settings
         self._service = service
         self._clock = clock
-        self._mode: Literal["socket", "http"] = "socket" if settings.slack_app_token else "http"
-        if self._mode == "http" and (http is None or settings.slack_signing_secret is None):
+        self._mode: Literal["socket", "http"] = "socket" if settings.slack.app_token else "http"
+        if self._mode == "http" and (http is None or settings.slack.signing_secret is None):
             raise UsageBotError(
                 "Slack's HTTP mode needs SLACK_SIGNING_SECRET and the bot's HTTP server "
                 "(USAGE_BOT_HTTP_PORT not 0); or set SLACK_APP_TOKEN to use Socket Mode."
             )
         self._client = AsyncWebClient(
-            token=settings.slack_bot_token.reveal(), base_url=settings.slack_api_base_url
+            token=settings.slack.bot_token.reveal(), base_url=settings.slack.api_base_url
         )
         self._app = AsyncApp(
             client=self._client,
@@ -222,7 +222,7 @@ class SlackFrontEnd:
         return self._mode
 
     async def start(self) -> None:
-        identity = await _verify_bot_token(self._client, self._settings.slack_api_base_url)
+        identity = await _verify_bot_token(self._client, self._settings.slack.api_base_url)
         log.info(
             "slack: signed in as @%s in %s (%s mode)",
             identity.get("user"),
@@ -230,13 +230,13 @@ class SlackFrontEnd:
             "Socket" if self._mode == "socket" else "HTTP",
         )
         if self._mode == "socket":
-            if self._settings.slack_signing_secret is not None:
+            if self._settings.slack.signing_secret is not None:
                 log.info("slack: Socket Mode does not need SLACK_SIGNING_SECRET; it is unused")
             self._handler = await self._connect()
         self._running = True
 
     async def _connect(self) -> AsyncSocketModeHandler:
-        app_token = self._settings.slack_app_token
+        app_token = self._settings.slack.app_token
         assert app_token is not None  # socket mode is chosen by its presence
         handler = AsyncSocketModeHandler(self._app, app_token.reveal(), web_client=self._client)
         client: SocketModeClient = handler.client
@@ -257,7 +257,7 @@ class SlackFrontEnd:
             ) from None
         except aiohttp.ClientError as exc:
             await handler.close_async()  # type: ignore[no-untyped-call]
-            raise _unreachable(self._settings.slack_api_base_url, exc) from None
+            raise _unreachable(self._settings.slack.api_base_url, exc) from None
         return handler
 
     async def stop(self) -> None:
@@ -287,7 +287,7 @@ class SlackFrontEnd:
             return _refuse(request, body)
         if _is_ssl_check(body, request.content_type):
             return web.Response(status=200)
-        secret = self._settings.slack_signing_secret
+        secret = self._settings.slack.signing_secret
         assert secret is not None  # HTTP mode is chosen by its presence
         # Slack's clock, not the injected one: the timestamp is real time wherever we run.
         refused = check_signature(
@@ -602,16 +602,16 @@ def slack_notifiers(settings: Settings) -> list[Notifier]:
     """The Slack alert destinations the settings configure: the alert channel (with a bot
     token), the incoming webhook, both or neither. Works without a :class:`SlackFrontEnd`."""
     notifiers: list[Notifier] = []
-    if settings.slack_bot_token is not None and settings.slack_alert_channel:
+    if settings.slack.bot_token is not None and settings.slack.alert_channel:
         notifiers.append(
             SlackNotifier(
-                token=settings.slack_bot_token,
-                channel=settings.slack_alert_channel,
-                api_base_url=settings.slack_api_base_url,
+                token=settings.slack.bot_token,
+                channel=settings.slack.alert_channel,
+                api_base_url=settings.slack.api_base_url,
             )
         )
-    if settings.slack_webhook_url is not None:
-        notifiers.append(SlackWebhookNotifier(url=settings.slack_webhook_url))
+    if settings.slack.webhook_url is not None:
+        notifiers.append(SlackWebhookNotifier(url=settings.slack.webhook_url))
     return notifiers
 
 
@@ -759,16 +759,16 @@ async def doctor_checks(settings: Settings) -> list[CheckResult]:
     """The Slack lines of ``usage-bot doctor``: the bot token, the connection mode, the
     alert channel and the webhook. Posts nothing anywhere."""
     results: list[CheckResult] = []
-    token = settings.slack_bot_token
+    token = settings.slack.bot_token
     if token is not None:
         client = AsyncWebClient(
             token=token.reveal(),
-            base_url=settings.slack_api_base_url,
+            base_url=settings.slack.api_base_url,
             timeout=DOCTOR_TIMEOUT,
             retry_handlers=[],
         )
         try:
-            identity = await _verify_bot_token(client, settings.slack_api_base_url)
+            identity = await _verify_bot_token(client, settings.slack.api_base_url)
         except UsageBotError as exc:
             results.append(CheckResult("slack: bot token", "fail", exc.message))
             results.append(CheckResult("slack: connection", "skip", "the bot token must work"))
@@ -776,8 +776,8 @@ async def doctor_checks(settings: Settings) -> list[CheckResult]:
             results.extend(_identity_checks(identity, token))
             results.append(await _mode_check(client, settings))
             results.append(await _channel_check(client, settings, str(identity.get("user"))))
-    if settings.slack_webhook_url is not None:
-        host = urlsplit(settings.slack_webhook_url.reveal()).hostname or "?"
+    if settings.slack.webhook_url is not None:
+        host = urlsplit(settings.slack.webhook_url.reveal()).hostname or "?"
         results.append(
             CheckResult(
                 "slack: webhook",
@@ -814,9 +814,9 @@ def _identity_checks(identity: AsyncSlackResponse, token: Secret) -> list[CheckR
 
 
 async def _mode_check(client: AsyncWebClient, settings: Settings) -> CheckResult:
-    app_token = settings.slack_app_token
+    app_token = settings.slack.app_token
     if app_token is None:
-        where = f"{settings.http_host}:{settings.http_port}"
+        where = f"{settings.http.host}:{settings.http.port}"
         return CheckResult(
             "slack: HTTP mode",
             "ok",
@@ -834,7 +834,7 @@ async def _mode_check(client: AsyncWebClient, settings: Settings) -> CheckResult
         )
     except (aiohttp.ClientError, TimeoutError) as exc:
         return CheckResult(
-            "slack: Socket Mode", "fail", _unreachable(settings.slack_api_base_url, exc).message
+            "slack: Socket Mode", "fail", _unreachable(settings.slack.api_base_url, exc).message
         )
     return CheckResult(
         "slack: Socket Mode", "ok", f"{app_token.masked()} opens a Socket Mode connection"
@@ -842,11 +842,11 @@ async def _mode_check(client: AsyncWebClient, settings: Settings) -> CheckResult
 
 
 async def _channel_check(client: AsyncWebClient, settings: Settings, bot_user: str) -> CheckResult:
-    channel = settings.slack_alert_channel
+    channel = settings.slack.alert_channel
     name = "slack: alert channel"
     invite = f"in that channel, type /invite @{bot_user}"
     if channel is None:
-        if settings.slack_webhook_url is not None:
+        if settings.slack.webhook_url is not None:
             return CheckResult(name, "skip", "not set: alerts go through the webhook")
         return CheckResult(
             name,
@@ -876,7 +876,7 @@ async def _channel_check(client: AsyncWebClient, settings: Settings, bot_user: s
             )
         return CheckResult(name, "fail", f"conversations.info failed for {channel} ({error})")
     except (aiohttp.ClientError, TimeoutError) as exc:
-        return CheckResult(name, "fail", _unreachable(settings.slack_api_base_url, exc).message)
+        return CheckResult(name, "fail", _unreachable(settings.slack.api_base_url, exc).message)
     about = info.get("channel") or {}
     label = f"#{about.get('name', '?')} ({channel})"
     if about.get("is_archived"):
