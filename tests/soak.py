@@ -58,7 +58,8 @@ from usage_bot._client import UsageClient
 from usage_bot._clock import FakeClock
 from usage_bot._config import AccountSpec, AlertConfig, Settings, UpstreamConfig
 from usage_bot._credentials import CredentialLoader
-from usage_bot._notify import AlertMessage, DeliveryError
+from usage_bot._exceptions import DeliveryError
+from usage_bot._notify import AlertMessage
 from usage_bot._scheduler import AlertScheduler
 from usage_bot._service import UsageService
 from usage_bot.state.sqlite import SQLiteStore

@@ -32,8 +32,7 @@ from usage_bot._exceptions import (
     UpstreamServerError,
     UsageBotError,
 )
-from usage_bot._model import Limit, UsageSnapshot, parse_usage
-from usage_bot._service import AccountUsage
+from usage_bot._model import AccountUsage, Limit, UsageSnapshot, parse_usage
 
 T0 = datetime(2026, 7, 19, 1, 0, tzinfo=UTC)
 # The upstream's own example: the same window, a fraction of a second apart.

@@ -20,7 +20,11 @@ def test_defaults_match_the_product_contract() -> None:
     assert s.upstream.accounts == (AccountSpec("default"),)
     assert s.upstream.api_base_url == "https://api.anthropic.com"
     assert s.upstream.user_agent.startswith("claude-code/")
-    assert (s.upstream.poll_seconds, s.alerts.thresholds, s.alerts.reset_announce) == (180, (80.0, 95.0), "alerted")
+    assert (s.upstream.poll_seconds, s.alerts.thresholds, s.alerts.reset_announce) == (
+        180,
+        (80.0, 95.0),
+        "alerted",
+    )
     assert (s.http.host, s.http.port, s.log.level, s.log.format) == (
         "127.0.0.1",
         8080,
@@ -176,7 +180,9 @@ def test_the_expired_login_alert_delay_is_a_duration_or_never(
 
 
 def test_the_expired_login_alert_delay_defaults_to_a_day() -> None:
-    assert load_settings({}, dotenv_path=None).alerts.expired_login_alert_after == timedelta(hours=24)
+    assert load_settings({}, dotenv_path=None).alerts.expired_login_alert_after == timedelta(
+        hours=24
+    )
 
 
 @pytest.mark.parametrize("raw", ["soon", "-1h", "1w", "24 hours", "9999d"])

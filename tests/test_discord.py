@@ -32,8 +32,8 @@ from tests.conftest import write_login
 from usage_bot._app import Core, build_core
 from usage_bot._clock import FakeClock
 from usage_bot._config import Secret, Settings
-from usage_bot._exceptions import UsageBotError
-from usage_bot._notify import AlertMessage, DeliveryError, Notifier
+from usage_bot._exceptions import DeliveryError, UsageBotError
+from usage_bot._notify import AlertMessage, Notifier
 from usage_bot._service import UsageService
 from usage_bot._simulator import SimulatedUpstream
 from usage_bot.frontends import CommandListener

@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 
 from tests import shapes
 from usage_bot._exceptions import CredentialsExpired, RateLimited
-from usage_bot._model import parse_usage
+from usage_bot._model import AccountUsage, parse_usage
 from usage_bot._notify import AlertMessage
 from usage_bot._report import AccountReport, ReportRow, build_report
-from usage_bot._service import AccountUsage
 from usage_bot.frontends.discord_render import (
     COLOURS,
     NO_DATA_COLOUR,

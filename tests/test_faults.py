@@ -44,9 +44,10 @@ from usage_bot._clock import FakeClock
 from usage_bot._config import Settings, load_settings
 from usage_bot._credentials import CredentialLoader
 from usage_bot._http import HttpServer
+from usage_bot._model import AccountUsage
 from usage_bot._notify import AlertMessage, Notifier
 from usage_bot._scheduler import AlertScheduler
-from usage_bot._service import AccountUsage, UsageService
+from usage_bot._service import UsageService
 from usage_bot._simulator import Fault, SimulatedUpstream
 from usage_bot.frontends.slack import EVENTS_PATH, SlackFrontEnd, slack_notifiers
 from usage_bot.frontends.slack_render import FETCHING

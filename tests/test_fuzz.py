@@ -46,9 +46,8 @@ from usage_bot._exceptions import (
     UnexpectedResponse,
     UsageBotError,
 )
-from usage_bot._model import UsageSnapshot, parse_usage
+from usage_bot._model import AccountUsage, UsageSnapshot, parse_usage
 from usage_bot._report import build_report, to_json
-from usage_bot._service import AccountUsage
 from usage_bot._simulator import simulated_usage
 from usage_bot._terminal import render_reports as terminal_reports
 from usage_bot.frontends.discord_render import render_reports as discord_reports

@@ -10,7 +10,15 @@ import pytest
 
 from tests import shapes
 from usage_bot._exceptions import CredentialsExpired, CredentialsRejected, RateLimited
-from usage_bot._model import Breakdown, BreakdownRow, Dollars, Money, Spend, parse_usage
+from usage_bot._model import (
+    AccountUsage,
+    Breakdown,
+    BreakdownRow,
+    Dollars,
+    Money,
+    Spend,
+    parse_usage,
+)
 from usage_bot._report import (
     breakdown_text,
     build_report,
@@ -19,7 +27,6 @@ from usage_bot._report import (
     spend_text,
     to_json,
 )
-from usage_bot._service import AccountUsage
 
 NOW = datetime(2026, 7, 19, 10, 0, tzinfo=UTC)
 

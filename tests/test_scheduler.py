@@ -24,11 +24,12 @@ from usage_bot._client import UsageClient
 from usage_bot._clock import FakeClock
 from usage_bot._config import AccountSpec, AlertConfig, Settings, UpstreamConfig
 from usage_bot._credentials import CredentialLoader
-from usage_bot._notify import AlertMessage, DeliveryError
+from usage_bot._exceptions import DeliveryError, StoreClosed
+from usage_bot._notify import AlertMessage
 from usage_bot._scheduler import LEASE, NOT_RETRYABLE_PAUSE, AlertScheduler
 from usage_bot._service import UsageService
 from usage_bot.frontends.console import ConsoleNotifier
-from usage_bot.state.sqlite import SQLiteStore, StoreClosed
+from usage_bot.state.sqlite import SQLiteStore
 
 T0 = datetime(2026, 7, 19, 0, 0, tzinfo=UTC)
 RESETS = datetime(2026, 7, 19, 3, 39, 59, 570750, tzinfo=UTC)

@@ -20,7 +20,8 @@ from usage_bot._exceptions import (
     RateLimited,
     UpstreamServerError,
 )
-from usage_bot._service import AccountUsage, UsageService
+from usage_bot._model import AccountUsage
+from usage_bot._service import UsageService
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 

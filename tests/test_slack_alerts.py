@@ -12,7 +12,8 @@ import pytest
 from tests.fakes.slack import FakeSlack
 from usage_bot._checks import CheckResult
 from usage_bot._config import Secret, Settings
-from usage_bot._notify import AlertMessage, DeliveryError, Notifier
+from usage_bot._exceptions import DeliveryError
+from usage_bot._notify import AlertMessage, Notifier
 from usage_bot.frontends.slack import (
     SlackNotifier,
     SlackWebhookNotifier,

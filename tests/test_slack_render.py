@@ -10,10 +10,9 @@ import pytest
 
 from tests import shapes
 from usage_bot._exceptions import CredentialsExpired, RateLimited
-from usage_bot._model import parse_usage
+from usage_bot._model import AccountUsage, parse_usage
 from usage_bot._notify import AlertMessage
 from usage_bot._report import AccountReport, build_report
-from usage_bot._service import AccountUsage
 from usage_bot.frontends.slack_render import (
     MAX_BLOCKS,
     MAX_HEADER,

@@ -24,11 +24,11 @@ from usage_bot._alerts import (
     WindowRecord,
 )
 from usage_bot._config import Settings
-from usage_bot._exceptions import ConfigError
+from usage_bot._exceptions import ConfigError, StoreClosed
 from usage_bot._model import Limit, UsageSnapshot
 from usage_bot.state import HISTORY_KEEP, Delivery, open_store
 from usage_bot.state.sqlite import _MIGRATIONS as MIGRATIONS
-from usage_bot.state.sqlite import SCHEMA_VERSION, SQLiteStore, StoreClosed
+from usage_bot.state.sqlite import SCHEMA_VERSION, SQLiteStore
 
 NOW = datetime(2026, 7, 19, 1, 0, tzinfo=UTC)
 RESETS = datetime(2026, 7, 19, 3, 39, 59, 570750, tzinfo=UTC)

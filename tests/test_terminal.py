@@ -8,9 +8,8 @@ import pytest
 
 from tests import shapes
 from usage_bot._exceptions import CredentialsExpired, RateLimited, UpstreamTimeout, UsageBotError
-from usage_bot._model import ExtraUsage, Limit, UsageSnapshot, parse_usage
+from usage_bot._model import AccountUsage, ExtraUsage, Limit, UsageSnapshot, parse_usage
 from usage_bot._report import AccountReport, build_report
-from usage_bot._service import AccountUsage
 from usage_bot._terminal import render_report, render_reports
 
 NOW = datetime(2026, 7, 19, 0, 0, tzinfo=UTC)

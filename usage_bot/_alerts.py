@@ -60,9 +60,8 @@ from usage_bot._exceptions import (
     CredentialsMalformed,
     UsageBotError,
 )
-from usage_bot._model import Limit, label_for, severity_for
+from usage_bot._model import AccountUsage, Limit, label_for, severity_for
 from usage_bot._notify import AlertMessage
-from usage_bot._service import AccountUsage
 
 WINDOW_TOLERANCE = timedelta(minutes=1)
 EARLY_RESET_DROP = 1.0

@@ -15,19 +15,26 @@
     │   ├── CredentialsExpired    past expiresAt: never sent upstream
     │   ├── ScopeMissing          the token cannot read usage (no user:profile)
     │   └── CredentialsRejected   the upstream answered 401
-    └── UpstreamError             the usage endpoint failed (exit 4)
-        ├── RateLimited           429; .retry_after in seconds, or None
-        ├── UpstreamServerError   5xx
-        ├── UpstreamHTTPError     any other unexpected status
-        ├── UpstreamTimeout       no answer in time
-        ├── UpstreamUnreachable   could not connect, or the connection broke
-        ├── ChallengePage         an HTML page (a Cloudflare challenge) instead of JSON
-        └── UnexpectedResponse    JSON, but not of the shape we know
+    ├── UpstreamError             the usage endpoint failed (exit 4)
+    │   ├── RateLimited           429; .retry_after in seconds, or None
+    │   ├── UpstreamServerError   5xx
+    │   ├── UpstreamHTTPError     any other unexpected status
+    │   ├── UpstreamTimeout       no answer in time
+    │   ├── UpstreamUnreachable   could not connect, or the connection broke
+    │   ├── ChallengePage         an HTML page (a Cloudflare challenge) instead of JSON
+    │   └── UnexpectedResponse    JSON, but not of the shape we know
+    ├── UnknownAccount            a name that is not one of the configured accounts
+    ├── FrontEndFailed            a chat front end cannot start (a rejected token, no network)
+    ├── DeliveryError             an alert post did not arrive; .retryable says if trying helps
+    └── StateUnavailable          the state store cannot be used now (locked, read-only, gone)
+        └── StoreClosed           ... because it was closed (the process is stopping)
 
 Catch :class:`CredentialsError` to tell the user to log in again, :class:`UpstreamError`
-to keep serving the last known values, and :class:`UsageBotError` at the top of a command
-to print ``.message`` and exit with ``.exit_code``. No message ever contains a secret:
-they are built here from paths, names and numbers only.
+to keep serving the last known values, :class:`StateUnavailable` to let the next poll try
+again (whatever the back end: each translates its own errors into it), and
+:class:`UsageBotError` at the top of a command to print ``.message`` and exit with
+``.exit_code``. No message ever contains a secret: they are built here from paths, names
+and numbers only.
 """
 
 from __future__ import annotations
@@ -301,3 +308,46 @@ class UnexpectedResponse(UpstreamError):
             f"Anthropic's usage answer has a shape the bot does not understand ({detail}); "
             "the endpoint is unofficial and may have changed: update usage-bot."
         )
+
+
+class UnknownAccount(UsageBotError, LookupError):
+    """Asked for an account that is not configured."""
+
+    code = "unknown_account"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"There is no account named {name}.")
+
+
+class FrontEndFailed(UsageBotError):
+    """A chat front end cannot start; ``message`` says what to fix. The others keep running."""
+
+    code = "front_end_failed"
+
+
+class DeliveryError(UsageBotError):
+    """A post did not arrive. ``retryable`` says whether trying again can help."""
+
+    code = "delivery"
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class StateUnavailable(UsageBotError):
+    """The state store cannot be used right now: ``message`` says why, naming
+    ``USAGE_BOT_STATE`` and never a password. Nothing was written; try again later."""
+
+    code = "state_unavailable"
+
+
+class StoreClosed(StateUnavailable):
+    """The store was used after it was closed."""
+
+    code = "state_closed"
+
+    def __init__(self) -> None:
+        super().__init__("The state store is closed.")

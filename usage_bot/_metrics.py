@@ -12,7 +12,8 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
-from usage_bot._service import AccountUsage, UsageService
+from usage_bot._model import AccountUsage
+from usage_bot._service import UsageService
 
 Labels = tuple[tuple[str, str], ...]
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -18,10 +18,10 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from usage_bot._exceptions import UnexpectedResponse
+from usage_bot._exceptions import UnexpectedResponse, UsageBotError
 
 DEFAULT_THRESHOLDS = (80.0, 95.0)
 
@@ -155,6 +155,26 @@ class UsageSnapshot:
     @property
     def worst_severity_rank(self) -> int:
         return max((limit.severity_rank for limit in self.limits), default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUsage:
+    """What the bot knows of one account: the last good snapshot and the last error."""
+
+    account: str
+    snapshot: UsageSnapshot | None
+    error: UsageBotError | None = None
+    checked_at: datetime | None = None
+
+    @property
+    def stale(self) -> bool:
+        """True when the values shown are not what the upstream would say now."""
+        return self.snapshot is not None and self.error is not None
+
+    def age(self, now: datetime) -> timedelta | None:
+        if self.snapshot is None:
+            return None
+        return max(now - self.snapshot.fetched_at, timedelta(0))
 
 
 def severity_for(percent: float, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> str:

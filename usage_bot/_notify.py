@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from usage_bot._exceptions import UsageBotError
-
 AlertKind = Literal["threshold", "reset", "incident_started", "incident_ended"]
 
 
@@ -38,17 +36,6 @@ class AlertMessage:
     threshold: float | None = None
     resets_at: datetime | None = None
     advice: str | None = None
-
-
-class DeliveryError(UsageBotError):
-    """A post did not arrive. ``retryable`` says whether trying again can help."""
-
-    code = "delivery"
-
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
 
 
 class Notifier(Protocol):

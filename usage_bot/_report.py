@@ -17,8 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from usage_bot._exceptions import CredentialsExpired
-from usage_bot._model import Breakdown, Dollars, ExtraUsage, Money, Spend
-from usage_bot._service import AccountUsage
+from usage_bot._model import AccountUsage, Breakdown, Dollars, ExtraUsage, Money, Spend
 
 STALE_AFTER = timedelta(minutes=10)
 NOT_STARTED = "not started"

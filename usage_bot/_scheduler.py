@@ -49,7 +49,8 @@ from apscheduler.schedulers.asyncio import (  # type: ignore[import-untyped]  # 
 from usage_bot._alerts import AccountLedger, AlertEvent, Assessment, assess
 from usage_bot._clock import Clock
 from usage_bot._config import Settings
-from usage_bot._notify import DeliveryError, Notifier
+from usage_bot._exceptions import DeliveryError
+from usage_bot._notify import Notifier
 from usage_bot._service import UsageService
 from usage_bot.state import Delivery, StateStore
 

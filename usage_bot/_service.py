@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from usage_bot._client import MAX_RETRY_AFTER, UsageClient
 from usage_bot._clock import Clock
@@ -30,35 +30,16 @@ from usage_bot._exceptions import (
     CredentialsExpired,
     RateLimited,
     UnexpectedResponse,
+    UnknownAccount,
     UpstreamError,
     UsageBotError,
 )
-from usage_bot._model import DEFAULT_THRESHOLDS, UsageSnapshot, parse_usage
+from usage_bot._model import DEFAULT_THRESHOLDS, AccountUsage, UsageSnapshot, parse_usage
 
 log = logging.getLogger(__name__)
 
 RATE_LIMIT_BACKOFF_START = 300.0
 ERROR_BACKOFF_CAP = 600.0
-
-
-@dataclass(frozen=True, slots=True)
-class AccountUsage:
-    """What the bot knows of one account: the last good snapshot and the last error."""
-
-    account: str
-    snapshot: UsageSnapshot | None
-    error: UsageBotError | None = None
-    checked_at: datetime | None = None
-
-    @property
-    def stale(self) -> bool:
-        """True when the values shown are not what the upstream would say now."""
-        return self.snapshot is not None and self.error is not None
-
-    def age(self, now: datetime) -> timedelta | None:
-        if self.snapshot is None:
-            return None
-        return max(now - self.snapshot.fetched_at, timedelta(0))
 
 
 Listener = Callable[[AccountUsage], None]
@@ -74,10 +55,6 @@ class _AccountState:
     # When the login last read expires: to notice it, during a back-off, without asking.
     login_expires_at: datetime | None = None
     inflight: asyncio.Task[AccountUsage] | None = field(default=None, repr=False)
-
-
-class UnknownAccount(KeyError):
-    """Asked for an account that is not configured."""
 
 
 class UsageService:

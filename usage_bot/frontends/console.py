@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TextIO
 
-from usage_bot._notify import AlertMessage, DeliveryError, Notifier
+from usage_bot._exceptions import DeliveryError
+from usage_bot._notify import AlertMessage, Notifier
 from usage_bot._report import build_report
 from usage_bot._service import UsageService
 from usage_bot._terminal import render_reports

@@ -44,10 +44,11 @@ from usage_bot import __version__
 from usage_bot._checks import CheckResult
 from usage_bot._clock import Clock
 from usage_bot._config import Secret, Settings
-from usage_bot._exceptions import UsageBotError
-from usage_bot._notify import AlertMessage, DeliveryError, Notifier
+from usage_bot._exceptions import DeliveryError, UsageBotError
+from usage_bot._model import AccountUsage
+from usage_bot._notify import AlertMessage, Notifier
 from usage_bot._report import build_report
-from usage_bot._service import AccountUsage, UsageService
+from usage_bot._service import UsageService
 from usage_bot.frontends import Answers, CommandListener, CommandOutcome, ReconnectGrace
 from usage_bot.frontends.discord_render import (
     ACCOUNT_DESCRIPTION,

@@ -52,11 +52,12 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from usage_bot._checks import CheckResult
 from usage_bot._clock import Clock
 from usage_bot._config import Secret, Settings
-from usage_bot._exceptions import UsageBotError
+from usage_bot._exceptions import DeliveryError, UsageBotError
 from usage_bot._http import HttpServer
-from usage_bot._notify import AlertMessage, DeliveryError, Notifier
+from usage_bot._model import AccountUsage
+from usage_bot._notify import AlertMessage, Notifier
 from usage_bot._report import build_report
-from usage_bot._service import AccountUsage, UsageService
+from usage_bot._service import UsageService
 from usage_bot.frontends import Answers, CommandListener, CommandOutcome, ReconnectGrace
 from usage_bot.frontends.slack_render import (
     COMMAND,

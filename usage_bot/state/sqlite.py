@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from usage_bot._alerts import AccountLedger, Assessment, IncidentRecord, WindowRecord
-from usage_bot._exceptions import ConfigError
+from usage_bot._exceptions import ConfigError, StoreClosed
 from usage_bot._model import UsageSnapshot
 from usage_bot._notify import AlertMessage
 from usage_bot.state import (
@@ -126,10 +126,6 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
-
-
-class StoreClosed(RuntimeError):
-    """The store was used after :meth:`SQLiteStore.close`."""
 
 
 class SQLiteStore:
@@ -398,7 +394,7 @@ class SQLiteStore:
     def _locked(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
             if self._conn is None:
-                raise StoreClosed("the state store is closed")
+                raise StoreClosed()
             if self._inode is not None and _inode(self.path) != self._inode:
                 self._conn = self._recover(self._conn)
             return work(self._conn)
