@@ -37,7 +37,7 @@ from usage_bot._notify import AlertMessage, Notifier
 from usage_bot._service import UsageService
 from usage_bot._simulator import SimulatedUpstream
 from usage_bot.frontends import CommandListener
-from usage_bot.frontends.discord import (
+from usage_bot.frontends.discord.app import (
     SYNC_STATE_KEY,
     DiscordChannelNotifier,
     DiscordFrontEnd,
@@ -48,7 +48,7 @@ from usage_bot.frontends.discord import (
     doctor_checks,
     refusal,
 )
-from usage_bot.frontends.discord_render import (
+from usage_bot.frontends.discord.render import (
     FAILED,
     REFUSED_CHANNEL,
     REFUSED_DM,

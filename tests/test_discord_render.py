@@ -18,7 +18,7 @@ from usage_bot._exceptions import CredentialsExpired, RateLimited
 from usage_bot._model import AccountUsage, parse_usage
 from usage_bot._notify import AlertMessage
 from usage_bot._report import AccountReport, ReportRow, build_report
-from usage_bot.frontends.discord_render import (
+from usage_bot.frontends.discord.render import (
     COLOURS,
     NO_DATA_COLOUR,
     RESET_COLOUR,

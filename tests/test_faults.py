@@ -49,8 +49,8 @@ from usage_bot._notify import AlertMessage, Notifier
 from usage_bot._scheduler import AlertScheduler
 from usage_bot._service import UsageService
 from usage_bot._simulator import Fault, SimulatedUpstream
-from usage_bot.frontends.slack import EVENTS_PATH, SlackFrontEnd, slack_notifiers
-from usage_bot.frontends.slack_render import FETCHING
+from usage_bot.frontends.slack.app import EVENTS_PATH, SlackFrontEnd, slack_notifiers
+from usage_bot.frontends.slack.render import FETCHING
 from usage_bot.state.sqlite import SQLiteStore
 
 ACCOUNT = "default"

@@ -46,7 +46,7 @@ from usage_bot._config import Secret, load_settings
 from usage_bot._notify import AlertMessage
 from usage_bot._scheduler import NOT_RETRYABLE_PAUSE
 from usage_bot._simulator import SimulatedUpstream
-from usage_bot.frontends.discord import DiscordChannelNotifier, DiscordFrontEnd
+from usage_bot.frontends.discord.app import DiscordChannelNotifier, DiscordFrontEnd
 
 POST_MESSAGE = "POST /channels/{id}/messages"
 

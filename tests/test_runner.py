@@ -40,7 +40,7 @@ from usage_bot._exceptions import ConfigError
 from usage_bot._logging import configure_logging
 from usage_bot._runner import Bot
 from usage_bot._simulator import SimulatedUpstream
-from usage_bot.frontends.slack import RECONNECT_GRACE
+from usage_bot.frontends.slack.app import RECONNECT_GRACE
 
 BOT_TOKEN = "xoxb-1111111111-2222222222-abcdefghijklmnopqrstuvwx"
 APP_TOKEN = "xapp-1-A0APP-3333333333-abcdef0123456789abcdef0123456789"

@@ -63,11 +63,11 @@ from usage_bot._config import Secret, load_settings
 from usage_bot._logging import configure_logging
 from usage_bot._runner import Bot
 from usage_bot._simulator import Fault, SimulatedUpstream
-from usage_bot.frontends.discord import DiscordFrontEnd, discord_notifiers
-from usage_bot.frontends.discord_render import REFUSED_CHANNEL, REFUSED_DM, REFUSED_GUILD
-from usage_bot.frontends.slack import EVENTS_PATH, SlackWebhookNotifier
-from usage_bot.frontends.slack_render import REFUSED_CHANNEL as SLACK_REFUSED_CHANNEL
-from usage_bot.frontends.slack_render import REFUSED_USER as SLACK_REFUSED_USER
+from usage_bot.frontends.discord.app import DiscordFrontEnd, discord_notifiers
+from usage_bot.frontends.discord.render import REFUSED_CHANNEL, REFUSED_DM, REFUSED_GUILD
+from usage_bot.frontends.slack.app import EVENTS_PATH, SlackWebhookNotifier
+from usage_bot.frontends.slack.render import REFUSED_CHANNEL as SLACK_REFUSED_CHANNEL
+from usage_bot.frontends.slack.render import REFUSED_USER as SLACK_REFUSED_USER
 from usage_bot.state import open_store
 
 ROOT = Path(__file__).parent.parent

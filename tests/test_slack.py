@@ -28,14 +28,14 @@ from usage_bot._exceptions import UsageBotError
 from usage_bot._http import HttpServer
 from usage_bot._service import UsageService
 from usage_bot._simulator import SimulatedUpstream
-from usage_bot.frontends.slack import (
+from usage_bot.frontends.slack.app import (
     ANSWER_IN_ACK_WITHIN,
     EVENTS_PATH,
     RECONNECT_GRACE,
     SlackFrontEnd,
     parse_command,
 )
-from usage_bot.frontends.slack_render import (
+from usage_bot.frontends.slack.render import (
     FAILED,
     FETCHING,
     FETCHING_SHARED,

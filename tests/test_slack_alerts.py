@@ -14,7 +14,7 @@ from usage_bot._checks import CheckResult
 from usage_bot._config import Secret, Settings
 from usage_bot._exceptions import DeliveryError
 from usage_bot._notify import AlertMessage, Notifier
-from usage_bot.frontends.slack import (
+from usage_bot.frontends.slack.app import (
     SlackNotifier,
     SlackWebhookNotifier,
     doctor_checks,

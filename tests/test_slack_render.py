@@ -13,7 +13,7 @@ from usage_bot._exceptions import CredentialsExpired, RateLimited
 from usage_bot._model import AccountUsage, parse_usage
 from usage_bot._notify import AlertMessage
 from usage_bot._report import AccountReport, build_report
-from usage_bot.frontends.slack_render import (
+from usage_bot.frontends.slack.render import (
     MAX_BLOCKS,
     MAX_HEADER,
     MAX_TEXT,

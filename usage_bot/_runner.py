@@ -130,7 +130,7 @@ class Bot:
         settings, service = self.settings, self.core.service
         self.store = await open_store(settings)
         if settings.slack.enabled:
-            from usage_bot.frontends.slack import SlackFrontEnd
+            from usage_bot.frontends.slack.app import SlackFrontEnd
 
             # Before the HTTP server starts: HTTP mode adds /slack/events to it.
             self.front_ends.append(
@@ -143,7 +143,7 @@ class Bot:
                 )
             )
         if settings.discord.enabled:
-            from usage_bot.frontends.discord import DiscordFrontEnd
+            from usage_bot.frontends.discord.app import DiscordFrontEnd
 
             self.front_ends.append(
                 DiscordFrontEnd(
@@ -193,11 +193,11 @@ class Bot:
         notifiers: list[Notifier] = [n for f in self.front_ends for n in f.notifiers()]
         names = {f.name for f in self.front_ends}
         if "slack" not in names and self.settings.slack.webhook_url is not None:
-            from usage_bot.frontends.slack import slack_notifiers
+            from usage_bot.frontends.slack.app import slack_notifiers
 
             notifiers.extend(slack_notifiers(self.settings))
         if "discord" not in names and self.settings.discord.webhook_url is not None:
-            from usage_bot.frontends.discord import discord_notifiers
+            from usage_bot.frontends.discord.app import discord_notifiers
 
             notifiers.extend(discord_notifiers(self.settings))
         notifiers.append(ConsoleNotifier(self._out))

@@ -59,7 +59,7 @@ from usage_bot._notify import AlertMessage, Notifier
 from usage_bot._report import build_report
 from usage_bot._service import UsageService
 from usage_bot.frontends import Answers, CommandListener, CommandOutcome, ReconnectGrace
-from usage_bot.frontends.slack_render import (
+from usage_bot.frontends.slack.render import (
     COMMAND,
     FAILED,
     FETCHING,

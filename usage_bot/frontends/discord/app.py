@@ -50,7 +50,7 @@ from usage_bot._notify import AlertMessage, Notifier
 from usage_bot._report import build_report
 from usage_bot._service import UsageService
 from usage_bot.frontends import Answers, CommandListener, CommandOutcome, ReconnectGrace
-from usage_bot.frontends.discord_render import (
+from usage_bot.frontends.discord.render import (
     ACCOUNT_DESCRIPTION,
     COMMAND,
     COMMAND_DESCRIPTION,
