@@ -144,7 +144,9 @@ class Plan:
     visibility: Visibility
 
 
-def plan(text: str, *, caller: Caller, accounts: Sequence[str], policy: AccessPolicy) -> Plan | Refused:
+def plan(
+    text: str, *, caller: Caller, accounts: Sequence[str], policy: AccessPolicy
+) -> Plan | Refused:
     """The whole decision for one ``/claude-usage TEXT``, before anything is fetched."""
     reason = refusal(policy, caller)
     if reason is not None:

@@ -17,6 +17,7 @@ from usage_bot._app import build_core
 from usage_bot._clock import ScaledClock
 from usage_bot._config import HttpConfig, Secret, Settings, UpstreamConfig
 from usage_bot._report import build_report, format_percent
+from usage_bot._delivery import Courier
 from usage_bot._scheduler import AlertScheduler
 from usage_bot._service import UsageService
 from usage_bot._simulator import DEMO_TOKEN, SimulatedUpstream
@@ -58,12 +59,11 @@ async def run_demo(
             store = await open_store(settings)
             # The demo drives the polls itself, in simulated time; APScheduler would wait
             # for real minutes.
+            courier = Courier(
+                queue=store, clock=clock, owner="demo", notifiers=[ConsoleNotifier(out)]
+            )
             scheduler = AlertScheduler(
-                settings=settings,
-                service=core.service,
-                store=store,
-                notifiers=[ConsoleNotifier(out)],
-                clock=clock,
+                settings=settings, service=core.service, store=store, courier=courier, clock=clock
             )
             try:
                 print(

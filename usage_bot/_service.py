@@ -90,6 +90,10 @@ class UsageService:
         """What is known now, without asking anyone."""
         return self._state(account).usage
 
+    def peek_all(self) -> list[AccountUsage]:
+        """What is known of every account now, in the configured order."""
+        return [state.usage for state in self._accounts.values()]
+
     def would_fetch(self, account: str) -> bool:
         """True when :meth:`get` would have to wait for the upstream."""
         state = self._state(account)

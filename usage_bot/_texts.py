@@ -16,7 +16,9 @@ SLASH = f"/{COMMAND}"
 
 # -- the command's help --------------------------------------------------------------------
 
-HELP_INTRO = "shows how much of the team's Claude subscription quota is used, and when each limit resets."
+HELP_INTRO = (
+    "shows how much of the team's Claude subscription quota is used, and when each limit resets."
+)
 # (what to type after the command, what it does); the front end shows each as one line.
 HELP_LINES: tuple[tuple[str, str], ...] = (
     ("", "the report, only for you"),
@@ -85,3 +87,13 @@ def refused(reason: RefusalReason, platform: str) -> str:
 COMMAND_DESCRIPTION = "Show the team's Claude quota: each limit, how much is used, when it resets"
 SHARE_DESCRIPTION = "Post the report in this channel for everyone (otherwise only you see it)"
 ACCOUNT_DESCRIPTION = "Show only this account (otherwise all of them)"
+
+
+# -- the first run -------------------------------------------------------------------------
+
+NOTHING_CONFIGURED = """\
+usage-bot: nothing is configured yet, so here is the demo (the bot against a simulated
+account, offline). To use your own account, log in with `claude` on this machine or set
+CLAUDE_CODE_OAUTH_TOKEN; to post to a chat, set SLACK_BOT_TOKEN or DISCORD_BOT_TOKEN
+(see .env.example and the README). `usage-bot doctor` checks what you set.
+"""
