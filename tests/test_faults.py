@@ -43,6 +43,7 @@ from usage_bot._client import DEFAULT_TIMEOUT, UsageClient
 from usage_bot._clock import FakeClock
 from usage_bot._config import Settings, load_settings
 from usage_bot._credentials import CredentialLoader
+from usage_bot._delivery import Courier
 from usage_bot._http import HttpServer
 from usage_bot._model import AccountUsage
 from usage_bot._notify import AlertMessage, Notifier
@@ -286,13 +287,15 @@ async def open_world(
         )
         store = store or await SQLiteStore.open(settings.state)
         inbox = Inbox()
-        scheduler = AlertScheduler(
-            settings=settings,
-            service=service,
-            store=store,
-            notifiers=[inbox, *notifiers, *(slack_notifiers(settings) if slack_alerts else [])],
+        courier = Courier(
+            queue=store,
             clock=clock,
+            owner="fault-matrix",
+            notifiers=[inbox, *notifiers, *(slack_notifiers(settings) if slack_alerts else [])],
             stop_grace=0.5,
+        )
+        scheduler = AlertScheduler(
+            settings=settings, service=service, store=store, courier=courier, clock=clock
         )
         http = None if socket_mode else HttpServer(host="127.0.0.1", port=0)
         front = SlackFrontEnd(settings, service, clock=clock, http=http)

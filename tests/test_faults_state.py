@@ -263,11 +263,15 @@ async def test_state_deleted_mid_run(tmp_path: Path, caplog: pytest.LogCaptureFi
         assert "was deleted while the bot ran" in caplog.text
         assert stat.S_IMODE(os.stat(world.settings.state).st_mode) == 0o600
         # A restart: a new scheduler and store on the same path, written back.
+        store = await SQLiteStore.open(world.settings.state)
+        courier = Courier(
+            queue=store, clock=world.clock, owner="restarted", notifiers=[world.inbox]
+        )
         restarted = AlertScheduler(
             settings=world.settings,
             service=world.service,
-            store=await SQLiteStore.open(world.settings.state),
-            notifiers=[world.inbox],
+            store=store,
+            courier=courier,
             clock=world.clock,
         )
         try:
@@ -276,6 +280,7 @@ async def test_state_deleted_mid_run(tmp_path: Path, caplog: pytest.LogCaptureFi
             await restarted.deliver_pending()
         finally:
             await restarted.stop()
+            await store.close()
         assert world.inbox.summary() == [T80, T95]
 
 
