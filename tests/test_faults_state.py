@@ -45,7 +45,8 @@ from tests.test_faults import (
 )
 from usage_bot._clock import FakeClock
 from usage_bot._notify import AlertMessage
-from usage_bot._scheduler import LEASE, AlertScheduler
+from usage_bot._delivery import LEASE, Courier
+from usage_bot._scheduler import AlertScheduler
 from usage_bot._simulator import SimulatedUpstream
 from usage_bot.state.sqlite import BUSY_TIMEOUT, SQLiteStore
 
