@@ -44,8 +44,8 @@ from tests.test_faults import (
     usage,
 )
 from usage_bot._clock import FakeClock
-from usage_bot._notify import AlertMessage
 from usage_bot._delivery import LEASE, Courier
+from usage_bot._notify import AlertMessage
 from usage_bot._scheduler import AlertScheduler
 from usage_bot._simulator import SimulatedUpstream
 from usage_bot.state.sqlite import BUSY_TIMEOUT, SQLiteStore

@@ -16,8 +16,8 @@ from typing import TextIO
 from usage_bot._app import build_core
 from usage_bot._clock import ScaledClock
 from usage_bot._config import HttpConfig, Secret, Settings, UpstreamConfig
-from usage_bot._report import build_report, format_percent
 from usage_bot._delivery import Courier
+from usage_bot._report import build_report, format_percent
 from usage_bot._scheduler import AlertScheduler
 from usage_bot._service import UsageService
 from usage_bot._simulator import DEMO_TOKEN, SimulatedUpstream
