@@ -147,7 +147,8 @@ def _slack_channel(settings: Settings) -> Notifier:
     from usage_bot.frontends.slack.notify import SlackChannelNotifier
 
     slack = settings.slack
-    assert slack.bot_token is not None and slack.alert_channel is not None
+    assert slack.bot_token is not None
+    assert slack.alert_channel is not None
     return SlackChannelNotifier(
         token=slack.bot_token, channel=slack.alert_channel, api_base_url=slack.api_base_url
     )
@@ -164,7 +165,8 @@ def _discord_channel(settings: Settings) -> Notifier:
     from usage_bot.frontends.discord.notify import DiscordChannelNotifier
 
     discord = settings.discord
-    assert discord.bot_token is not None and discord.alert_channel_id is not None
+    assert discord.bot_token is not None
+    assert discord.alert_channel_id is not None
     return DiscordChannelNotifier(
         token=discord.bot_token,
         channel_id=discord.alert_channel_id,

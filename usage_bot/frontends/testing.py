@@ -30,13 +30,13 @@ class TestFrontEnd:
         self,
         commands: CommandCore,
         *,
-        policy: AccessPolicy = AccessPolicy(),
+        policy: AccessPolicy | None = None,
         platform: str = "test",
         patience: float = math.inf,
         observer: Observer = NO_OBSERVER,
     ) -> None:
         self._commands = commands
-        self._policy = policy
+        self._policy = policy or AccessPolicy()
         self._platform = platform
         self._patience = None if math.isinf(patience) else patience
         self._answers = Answers(platform, observer)
