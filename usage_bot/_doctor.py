@@ -186,7 +186,7 @@ async def _chat(settings: Settings) -> list[CheckResult]:
 
         results.extend(await slack_checks(settings))
     if settings.discord.enabled or settings.discord.webhook_url is not None:
-        from usage_bot.frontends.discord.app import doctor_checks as discord_checks
+        from usage_bot.frontends.discord.doctor import doctor_checks as discord_checks
 
-        results.extend(await discord_checks(settings))
+        results.extend(await discord_checks(settings.discord))
     return results
