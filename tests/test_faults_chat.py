@@ -43,10 +43,14 @@ from tests.test_faults import (
 from usage_bot._app import build_core
 from usage_bot._clock import FakeClock
 from usage_bot._config import Secret, load_settings
+from usage_bot._events import NO_OBSERVER
 from usage_bot._notify import AlertMessage
 from usage_bot._scheduler import NOT_RETRYABLE_PAUSE
 from usage_bot._simulator import SimulatedUpstream
-from usage_bot.frontends.discord.app import DiscordChannelNotifier, DiscordFrontEnd
+from usage_bot.frontends import CommandCore
+from usage_bot.frontends.discord.app import DiscordFrontEnd
+from usage_bot.frontends.discord.notify import DiscordChannelNotifier
+from usage_bot.state.sqlite import SQLiteStore
 
 POST_MESSAGE = "POST /channels/{id}/messages"
 
@@ -333,8 +337,16 @@ async def test_discord_gateway_disconnect_and_resume(tmp_path: Path, discord: Fa
             dotenv_path=None,
         )
         core = build_core(settings, clock=clock, trust_env=False)
-        front = DiscordFrontEnd(settings, core.service, clock=clock, guild_ready_timeout=0.01)
-        [notifier] = front.notifiers()
+        store = await SQLiteStore.open(tmp_path / "state.sqlite3")
+        front = DiscordFrontEnd(
+            settings.discord,
+            commands=CommandCore(service=core.service, clock=clock),
+            clock=clock,
+            store=store,
+            observer=NO_OBSERVER,
+            guild_ready_timeout=0.01,
+        )
+        notifier = discord_channel(discord)
         try:
             await front.start()
             await discord.wait_until_ready()
@@ -350,6 +362,7 @@ async def test_discord_gateway_disconnect_and_resume(tmp_path: Path, discord: Fa
             await discord.wait_until(lambda: bool(discord.followups) or callback.type == 4)
         finally:
             await front.stop()
+            await store.close()
             await core.aclose()
     assert discord.identify_count == 1, "resumed, not identified again"
     shown = (discord.followups[0].embeds if callback.type == 5 else callback.embeds)[0]
