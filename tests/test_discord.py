@@ -355,6 +355,25 @@ async def test_any_failure_still_answers_in_one_sentence(
     assert "answering /claude-usage failed" in caplog.text
 
 
+async def test_a_defer_that_discord_refuses_still_answers_in_one_sentence(
+    fake: FakeDiscord,
+    settings_for: Callable[..., Settings],
+    clock: FakeClock,
+    store: KeyValue,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The report under way is dropped cleanly (warnings are errors: an un-awaited
+    follow-up would fail the test), and the user still hears why."""
+    fake.fail("POST /interactions/{id}/{token}/callback", status=404, code=10062)
+    async with running(fake, settings_for(), clock, store):
+        callback, _ = await command(fake)
+    gc.collect()
+
+    assert (callback.type, callback.flags, callback.content) == (4, EPHEMERAL, FAILED)
+    assert fake.followups == []
+    assert "answering /claude-usage failed" in caplog.text
+
+
 async def test_stop_finishes_answers_under_way(
     fake: FakeDiscord,
     settings_for: Callable[..., Settings],
