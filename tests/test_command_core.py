@@ -21,6 +21,7 @@ from usage_bot._texts import FETCHING, FETCHING_SHARED
 from usage_bot.frontends import CommandCore
 from usage_bot.frontends.testing import TestFrontEnd
 
+
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
