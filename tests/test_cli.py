@@ -948,3 +948,52 @@ async def usage_bot_script(script: str, *args: str, env: Mapping[str, str], cwd:
     out, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
     assert process.returncode is not None
     return Result(process.returncode, out.decode(), err.decode(), time.monotonic() - started)
+
+
+# A newcomer's typos and half-done setups
+
+
+async def test_a_misspelled_variable_is_named_with_the_nearest_setting(
+    machine: Machine,
+) -> None:
+    machine.env["SLACK_BOT_TOKN"] = SLACK_BOT_TOKEN
+    (machine.cwd / ".env").write_text("USAGE_BOT_THRESHOLD=70\n", encoding="utf-8")
+    doctor = await machine.run("doctor")
+    check = await machine.run("check")
+    for result in (doctor, check):
+        assert "SLACK_BOT_TOKN: no such setting; did you mean SLACK_BOT_TOKEN?" in (
+            result.out + result.err
+        ), result
+        assert "USAGE_BOT_THRESHOLD: no such setting; did you mean USAGE_BOT_THRESHOLDS?" in (
+            result.out + result.err
+        ), result
+        assert_clean(result)
+    assert "All good." not in doctor.out
+    assert check.code == 0, check
+    # Said once: as a doctor line, not also as a log line before it.
+    assert (doctor.out + doctor.err).count("SLACK_BOT_TOKN") == 1
+
+
+async def test_a_half_done_chat_setup_never_stops_check_and_doctor_shows_it_all(
+    machine: Machine,
+) -> None:
+    machine.env["SLACK_BOT_TOKEN"] = SLACK_BOT_TOKEN  # no app token, no signing secret
+    check = await machine.run("check")
+    assert check.code == 0, check
+    assert "Claude usage: default" in check.out
+    assert "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN" in check.err
+    doctor = await machine.run("doctor")
+    assert doctor.code == 1, doctor
+    assert "FAIL  configuration: SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN" in doctor.out
+    # The login and the usage endpoint are checked all the same.
+    assert "ok    default: login" in doctor.out
+    assert "ok    default: usage endpoint" in doctor.out
+    assert_clean(check)
+    assert_clean(doctor)
+
+
+async def test_run_still_refuses_a_half_done_chat_setup(machine: Machine) -> None:
+    machine.env["SLACK_BOT_TOKEN"] = SLACK_BOT_TOKEN
+    result = await machine.run("run")
+    assert result.code == 2, result
+    assert "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN" in result.err

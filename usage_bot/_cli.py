@@ -20,7 +20,7 @@ import httpx
 
 from usage_bot import __version__
 from usage_bot._app import build_core
-from usage_bot._config import Settings, load_settings
+from usage_bot._config import Settings, Strictness, load_settings
 from usage_bot._exceptions import ConfigError, RateLimited, UsageBotError
 from usage_bot._logging import Redactor, configure_logging
 from usage_bot._report import build_report, to_json
@@ -36,16 +36,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from usage_bot._demo import run_demo
 
         return _guard(lambda: run_demo(speed=args.speed, hours=args.hours), Redactor())
+    # A chat setting never stops `check` (nor the login and upstream lines of `doctor`,
+    # which shows every problem itself); `run` needs them all right.
+    strict: Strictness = {"check": "core", "doctor": "none", "health": "core"}.get(command, "all")
     try:
-        settings = load_settings()
+        settings = load_settings(strict=strict)
     except ConfigError as exc:
         print(f"usage-bot: {exc.message}", file=sys.stderr)
         return exc.exit_code
     redact = configure_logging(
         level=settings.log.level, fmt=settings.log.format, secrets=settings.secrets()
     )
-    for warning in settings.warnings:
-        log.warning(warning)
+    if command != "doctor":  # doctor lists them among its own lines
+        for warning in (*settings.warnings, *settings.problems):
+            log.warning(warning)
     if command == "check":
         return _guard(lambda: _check(settings, as_json=args.json), redact)
     if command == "health":

@@ -7,6 +7,7 @@ one go, each line naming the variable and the fix.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -174,6 +175,8 @@ class Settings:
     log: LogConfig = LogConfig()
     state: str = DEFAULT_STATE
     warnings: tuple[str, ...] = ()
+    # Problems that did not stop this command (load_settings' ``strict``): shown by doctor.
+    problems: tuple[str, ...] = ()
 
     @property
     def chat_configured(self) -> bool:
@@ -195,17 +198,37 @@ class Settings:
                 yield value.reveal()
 
 
+Strictness = Literal["all", "core", "none"]
+_CHAT_PREFIXES = ("SLACK_", "DISCORD_")
+# Names of ours that are read elsewhere: by Compose (the container's user), and by the
+# status line and the push agent, which run on members' machines.
+_READ_ELSEWHERE = frozenset(
+    {"USAGE_BOT_UID", "USAGE_BOT_GID", "USAGE_BOT_SEAT_TOKEN", "USAGE_BOT_SEAT_TOKEN_FILE"}
+)
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     *,
     dotenv_path: Path | None = Path(".env"),
+    strict: Strictness = "all",
 ) -> Settings:
-    """Read the environment (over ``.env``), or raise :class:`ConfigError` with every problem."""
+    """Read the environment (over ``.env``), or raise :class:`ConfigError` with every problem.
+
+    ``strict`` says which problems stop: ``all`` (``usage-bot run``), ``core`` (the chat
+    settings never stop ``check``: their problems are kept in ``Settings.problems``) or
+    ``none`` (``doctor`` shows every problem itself). A setting with a problem keeps its
+    default. Names of ours that are no setting at all are warnings, with the nearest name.
+    """
     env: dict[str, str] = {}
     if dotenv_path is not None and dotenv_path.is_file():
         env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
     env.update(os.environ if environ is None else environ)
-    return _Reader(env).settings()
+    return _Reader(env).settings(strict)
+
+
+def _is_chat(problem: str) -> bool:
+    return problem.startswith(_CHAT_PREFIXES)
 
 
 class _Reader:
@@ -215,8 +238,10 @@ class _Reader:
         self.env = {k: v.strip() for k, v in env.items()}
         self.problems: list[str] = []
         self.warnings: list[str] = []
+        self.known: set[str] = set()
 
     def raw(self, name: str) -> str | None:
+        self.known.add(name)
         value = self.env.get(name, "")
         return value or None
 
@@ -268,7 +293,7 @@ class _Reader:
             return Secret(text)
         return Secret(direct) if direct else None
 
-    def settings(self) -> Settings:
+    def settings(self, strict: Strictness) -> Settings:
         s = Settings(
             upstream=self.upstream(),
             alerts=self.alerts(),
@@ -284,15 +309,40 @@ class _Reader:
             ),
         )
         self.check_combinations(s)
-        if s.upstream.poll_seconds < 60 and not self.problems:
+        if s.upstream.poll_seconds < 60 and "USAGE_BOT_POLL_SECONDS" in self.env:
             self.warnings.append(
                 f"USAGE_BOT_POLL_SECONDS={s.upstream.poll_seconds} polls more often than once "
                 "a minute; the usage endpoint is shared with your own Claude Code, so keep it "
                 "at 60 or more outside tests and demos."
             )
-        if self.problems:
-            raise ConfigError(self.problems)
-        return replace(s, warnings=tuple(self.warnings))
+        self.warnings.extend(self.unknown_names())
+        stopping = {
+            "all": self.problems,
+            "core": [p for p in self.problems if not _is_chat(p)],
+            "none": [],
+        }[strict]
+        if stopping:
+            raise ConfigError(stopping)
+        return replace(s, warnings=tuple(self.warnings), problems=tuple(self.problems))
+
+    def unknown_names(self) -> list[str]:
+        """Names that look like ours but are no setting: a typo is otherwise silent."""
+        ours = ("USAGE_BOT_", *_CHAT_PREFIXES)
+        found = []
+        for name in sorted(self.env):
+            if not name.startswith(ours) or name in self.known or name in _READ_ELSEWHERE:
+                continue
+            hint = f"did you mean {near}?" if (near := self.nearest(name)) else "it is ignored."
+            found.append(f"{name}: no such setting; {hint}")
+        return found
+
+    def nearest(self, name: str) -> str | None:
+        """The known name most like ``name``, judged on what follows the shared prefix
+        (every USAGE_BOT_ name is alike in its first ten letters)."""
+        prefix = next(p for p in ("USAGE_BOT_", *_CHAT_PREFIXES) if name.startswith(p))
+        tails = {k.removeprefix(prefix): k for k in self.known if k.startswith(prefix)}
+        near = difflib.get_close_matches(name.removeprefix(prefix), sorted(tails), n=1, cutoff=0.6)
+        return tails[near[0]] if near else None
 
     def upstream(self) -> UpstreamConfig:
         d = UpstreamConfig()
