@@ -38,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _guard(lambda: run_demo(speed=args.speed, hours=args.hours), Redactor())
     # A chat setting never stops `check` (nor the login and upstream lines of `doctor`,
     # which shows every problem itself); `run` needs them all right.
-    strict: Strictness = {"check": "core", "doctor": "none", "health": "core"}.get(command, "all")
+    reach: dict[str, Strictness] = {"check": "core", "doctor": "none", "health": "core"}
+    strict = reach.get(command, "all")
     try:
         settings = load_settings(strict=strict)
     except ConfigError as exc:
