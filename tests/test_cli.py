@@ -9,12 +9,15 @@ concurrently, each case with its own upstream, home and working directory.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -30,6 +33,7 @@ import usage_bot
 from tests.conftest import write_login
 from usage_bot._clock import FakeClock
 from usage_bot._config import DEFAULT_USER_AGENT
+from usage_bot._demo import run_demo
 from usage_bot._simulator import Fault, SimulatedUpstream
 
 # Not shaped like an Anthropic token, so no redactor can hide it: if it shows, it leaked.
@@ -918,6 +922,72 @@ async def test_bare_usage_bot_with_nothing_configured_explains_and_shows_the_dem
     # Ctrl-C stops the demo cleanly.
     assert process.returncode == 130, out.decode() + err.decode()
     assert "Traceback" not in err.decode()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--speed", "0"),
+        ("--speed", "-5"),
+        ("--speed", "fast"),
+        ("--hours", "-1"),
+        ("--hours", "0"),
+        ("--hours", "100000"),
+    ],
+)
+async def test_the_demo_refuses_arguments_that_make_no_sense(
+    tmp_path: Path, args: tuple[str, str]
+) -> None:
+    machine = new_machine(tmp_path / "m")
+    result = await machine.run("demo", *args, deadline=20)
+    assert result.code == 2, result
+    assert f"argument {args[0]}:" in result.err
+    assert "Traceback" not in result.err
+    assert result.out == ""
+
+
+def test_the_demo_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    machine = new_machine(tmp_path / "m")
+    command = (
+        f"{shlex.quote(sys.executable)} -m usage_bot demo --speed 100000 --hours 12 | head -2; "
+        'echo "exit ${PIPESTATUS[0]}" >&2'
+    )
+    bash = shutil.which("bash")
+    assert bash is not None
+    done = subprocess.run(  # noqa: S603 - our own command line, quoted
+        [bash, "-c", command],
+        env=machine.env,
+        cwd=machine.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert len(done.stdout.splitlines()) == 2
+    assert done.stderr.strip().splitlines()[-1] == "exit 0", done.stderr
+    assert "Error" not in done.stderr, done.stderr
+    assert "cannot reach console" not in done.stderr
+
+
+@pytest.mark.parametrize("width", [40, 100])
+async def test_the_demo_fits_its_terminal_and_wraps_between_words(width: int) -> None:
+    out = io.StringIO()
+    await run_demo(speed=100000, hours=6, out=out, width=width)
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= width
+    words = set(out.getvalue().split())
+    # Wrapped between words: the sentences' words come out whole.
+    for word in ("simulated", "threshold", "accelerated", "configured"):
+        assert not any(w.startswith(word[:5]) and w != word and word.startswith(w) for w in words)
+    # The alerts, each wrapped under its marker.
+    assert any(line.startswith("!  default: 5-hour limit at") for line in lines)
+
+
+async def test_the_demo_keeps_log_lines_off_its_screen(tmp_path: Path) -> None:
+    machine = new_machine(tmp_path / "m", USAGE_BOT_LOG_LEVEL="INFO")
+    result = await machine.run("demo", "--speed", "100000", "--hours", "6")
+    assert result.code == 0, result
+    assert result.err == "", result
 
 
 async def test_version(tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
+import textwrap
 
 from usage_bot._app import Bot
 from usage_bot._config import Settings
@@ -41,7 +43,8 @@ async def start(settings: Settings) -> int:
         return await run_bot(settings)
     from usage_bot._demo import run_demo
 
-    print(NOTHING_CONFIGURED)
+    width = shutil.get_terminal_size((80, 24)).columns
+    print(textwrap.fill(NOTHING_CONFIGURED, max(width, 30)) + "\n")
     return await run_demo()
 
 

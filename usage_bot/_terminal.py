@@ -19,6 +19,7 @@ from usage_bot._report import (
     format_duration,
     format_percent,
     spend_text,
+    to_the_minute,
 )
 
 _MARKERS = {0: "", 1: " !", 2: " !!"}
@@ -125,7 +126,7 @@ def _when(row: ReportRow, now: datetime, tz: tzinfo | None) -> str:
 
 def _clock_time(moment: datetime, now: datetime, tz: tzinfo | None) -> str:
     """``15:39`` today, ``Tue 15:39`` within a week (weekly windows), else the date."""
-    local, local_now = moment.astimezone(tz), now.astimezone(tz)
+    local, local_now = to_the_minute(moment).astimezone(tz), now.astimezone(tz)
     if local.date() == local_now.date():
         return local.strftime("%H:%M")
     if abs((local.date() - local_now.date()).days) <= 7:

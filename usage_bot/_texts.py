@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from usage_bot._command import COMMAND, RefusalReason
 
 SLASH = f"/{COMMAND}"
+# Where a user finds every setting and each platform's set-up, wherever usage-bot came
+# from (a wheel or an image has no README or .env.example beside it).
+DOCS_URL = "https://github.com/usage-bot/usage-bot#readme"
 
 # -- the command's help --------------------------------------------------------------------
 
@@ -91,9 +94,9 @@ ACCOUNT_DESCRIPTION = "Show only this account (otherwise all of them)"
 
 # -- the first run -------------------------------------------------------------------------
 
-NOTHING_CONFIGURED = """\
-usage-bot: nothing is configured yet, so here is the demo (the bot against a simulated
-account, offline). To use your own account, log in with `claude` on this machine or set
-CLAUDE_CODE_OAUTH_TOKEN; to post to a chat, set SLACK_BOT_TOKEN or DISCORD_BOT_TOKEN
-(see .env.example and the README). `usage-bot doctor` checks what you set.
-"""
+NOTHING_CONFIGURED = (
+    "usage-bot: nothing is configured yet, so here is the demo (the bot against a simulated "
+    "account, offline). To use your own account, log in with `claude` on this machine or "
+    "set CLAUDE_CODE_OAUTH_TOKEN; to post to a chat, set SLACK_BOT_TOKEN or "
+    f"DISCORD_BOT_TOKEN (every setting: {DOCS_URL}). `usage-bot doctor` checks what you set."
+)

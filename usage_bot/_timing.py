@@ -14,3 +14,6 @@ STOP_GRACE = 5.0
 RECONNECT_GRACE = 60.0
 # One HTTP request to a chat platform (a post, a doctor check): the courier retries.
 CHAT_REQUEST_TIMEOUT = 10.0
+# What makes sense to ask of the demo: faster than real time, no longer than two weeks.
+DEMO_MAX_SPEED = 1_000_000.0
+DEMO_MAX_HOURS = 14 * 24.0

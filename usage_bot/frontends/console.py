@@ -10,13 +10,15 @@ import asyncio
 import math
 import shutil
 import sys
-from datetime import datetime, timedelta
+import textwrap
+from datetime import datetime
 from typing import TextIO
 
 from usage_bot._clock import Clock
 from usage_bot._command import AccessPolicy, Caller
 from usage_bot._exceptions import DeliveryError
 from usage_bot._notify import AlertMessage
+from usage_bot._report import to_the_minute
 from usage_bot._terminal import render_reports
 from usage_bot._texts import HELP_INTRO, HELP_LINES, SLASH, accounts_line, not_understood
 from usage_bot.frontends import CommandCore, Reply
@@ -25,18 +27,23 @@ _MARKS = {"critical": "!!", "warning": "! "}
 
 
 class ConsoleNotifier:
-    """Prints each alert as one line to ``stream`` (standard output by default)."""
+    """Prints each alert to ``stream`` (standard output by default): one line each, as a
+    log reader wants, or wrapped to ``width`` columns for a person at a terminal."""
 
     name = "console"
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, width: int | None = None) -> None:
         # None: whatever sys.stdout is when posting, so redirection (and pytest) work.
         self._stream = stream
+        self._width = width
 
     async def post(self, message: AlertMessage) -> None:
         stream = self._stream or sys.stdout
+        line = format_alert_line(message)
+        if self._width is not None:
+            line = textwrap.fill(line, self._width, subsequent_indent="   ")
         try:
-            stream.write(format_alert_line(message) + "\n")
+            stream.write(line + "\n")
             stream.flush()
         except (OSError, ValueError) as exc:
             # ValueError: the stream was closed under us; trying again will not reopen it.
@@ -57,8 +64,7 @@ def format_alert_line(message: AlertMessage) -> str:
 
 def local_time(moment: datetime) -> str:
     """``Sun 19 Jul 05:40 CEST``: the machine's time zone, to the nearest minute."""
-    # The upstream says 03:39:59.57 for a window that resets at 03:40.
-    local = (moment + timedelta(seconds=30)).astimezone()
+    local = to_the_minute(moment).astimezone()
     return local.strftime("%a %d %b %H:%M %Z").strip()
 
 
