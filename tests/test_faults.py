@@ -50,8 +50,11 @@ from usage_bot._notify import AlertMessage, Notifier
 from usage_bot._scheduler import AlertScheduler
 from usage_bot._service import UsageService
 from usage_bot._simulator import Fault, SimulatedUpstream
-from usage_bot.frontends.slack.app import EVENTS_PATH, SlackFrontEnd, slack_notifiers
-from usage_bot.frontends.slack.render import FETCHING
+from usage_bot._texts import FETCHING
+from usage_bot.frontends import CommandCore
+from usage_bot.frontends.slack.app import SlackFrontEnd
+from usage_bot.frontends.slack.http_mode import EVENTS_PATH
+from usage_bot.frontends.slack.notify import SlackChannelNotifier
 from usage_bot.state.sqlite import SQLiteStore
 
 ACCOUNT = "default"
@@ -233,6 +236,16 @@ class World:
         self.request_times.extend([self.clock.now()] * (len(self.upstream.requests) - before))
 
 
+def slack_channel(settings: Settings) -> SlackChannelNotifier:
+    """Alerts to SLACK_ALERT_CHANNEL, as the composition root builds them."""
+    slack = settings.slack
+    assert slack.bot_token is not None
+    assert slack.alert_channel is not None
+    return SlackChannelNotifier(
+        token=slack.bot_token, channel=slack.alert_channel, api_base_url=slack.api_base_url
+    )
+
+
 @asynccontextmanager
 async def open_world(
     root: Path,
@@ -291,14 +304,15 @@ async def open_world(
             queue=store,
             clock=clock,
             owner="fault-matrix",
-            notifiers=[inbox, *notifiers, *(slack_notifiers(settings) if slack_alerts else [])],
+            notifiers=[inbox, *notifiers, *([slack_channel(settings)] if slack_alerts else [])],
             stop_grace=0.5,
         )
         scheduler = AlertScheduler(
             settings=settings, service=service, store=store, courier=courier, clock=clock
         )
         http = None if socket_mode else HttpServer(host="127.0.0.1", port=0)
-        front = SlackFrontEnd(settings, service, clock=clock, http=http)
+        commands = CommandCore(service=service, clock=clock)
+        front = SlackFrontEnd(settings.slack, commands=commands, clock=clock, http=http)
         try:
             await front.start()
             if http is not None:

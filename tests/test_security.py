@@ -69,9 +69,8 @@ from usage_bot._texts import refused
 from usage_bot.frontends import CommandCore
 from usage_bot.frontends.discord.app import DiscordFrontEnd
 from usage_bot.frontends.discord.notify import DiscordChannelNotifier, DiscordWebhookNotifier
-from usage_bot.frontends.slack.app import EVENTS_PATH, SlackWebhookNotifier
-from usage_bot.frontends.slack.render import REFUSED_CHANNEL as SLACK_REFUSED_CHANNEL
-from usage_bot.frontends.slack.render import REFUSED_USER as SLACK_REFUSED_USER
+from usage_bot.frontends.slack.http_mode import EVENTS_PATH
+from usage_bot.frontends.slack.webhook import SlackWebhookNotifier
 from usage_bot.state import open_store
 from usage_bot.state.sqlite import SQLiteStore
 
@@ -423,8 +422,8 @@ async def test_slack_access_lists(tmp_path: Path) -> None:
         elsewhere = await world.command(user="U0ALLOWED1", channel="C0ELSEWHERE")
         assert world.upstream.requests == []
         allowed = await world.command(user="U0ALLOWED1", channel="C0ALLOWED1")
-    assert stranger == SLACK_REFUSED_USER
-    assert elsewhere == SLACK_REFUSED_CHANNEL
+    assert stranger == refused("user", "slack")
+    assert elsewhere == refused("channel", "slack")
     assert "85%" in allowed
 
 

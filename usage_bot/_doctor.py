@@ -183,9 +183,9 @@ async def _chat(settings: Settings) -> list[CheckResult]:
     """Slack's and Discord's own checks, importing each SDK only when it is configured."""
     results: list[CheckResult] = []
     if settings.slack.enabled or settings.slack.webhook_url is not None:
-        from usage_bot.frontends.slack.app import doctor_checks as slack_checks
+        from usage_bot.frontends.slack.doctor import doctor_checks as slack_checks
 
-        results.extend(await slack_checks(settings))
+        results.extend(await slack_checks(settings.slack, settings.http))
     if settings.discord.enabled or settings.discord.webhook_url is not None:
         from usage_bot.frontends.discord.doctor import doctor_checks as discord_checks
 
