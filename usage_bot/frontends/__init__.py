@@ -76,7 +76,7 @@ class Answer:
     """The reply to give now, and, when the upstream is slow, the one to follow it."""
 
     now: Reply
-    later: Awaitable[Reply] | None = None
+    later: asyncio.Future[Reply] | None = None
 
 
 class CommandCore:
@@ -125,7 +125,9 @@ class CommandCore:
         async def later() -> Reply:
             return self._usage(await fetching, shown)
 
-        return Answer(now, later())
+        # A task, not a bare coroutine: a front end that could not send ``now`` need not
+        # await it (the request goes on for the cache's sake either way).
+        return Answer(now, asyncio.ensure_future(later()))
 
     def _usage(
         self, usages: Sequence[AccountUsage], shown: Visibility, *, pending: bool = False
@@ -202,9 +204,12 @@ class Answers:
             self._observer.observe(CommandAnswered(self._platform, outcome, seconds))
 
     async def finish(self, grace: float) -> None:
-        if not self._tasks:
+        # Not the caller's own task: a command whose answer stops the front end (a test)
+        # must not wait for itself.
+        others = self._tasks - {asyncio.current_task()}
+        if not others:
             return
-        _, late = await asyncio.wait(self._tasks, timeout=grace)
+        _, late = await asyncio.wait(others, timeout=grace)
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
