@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import write_login
-from usage_bot._app import build_core
 from usage_bot._clock import FakeClock
 from usage_bot._command import (
     AccessPolicy,
@@ -35,6 +34,7 @@ from usage_bot._command import (
     refusal,
 )
 from usage_bot._config import Settings
+from usage_bot._core import build_core
 from usage_bot._events import CommandAnswered, Recorder
 from usage_bot._simulator import SimulatedUpstream
 from usage_bot._texts import FETCHING, FETCHING_SHARED, refused

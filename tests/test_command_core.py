@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_login
-from usage_bot._app import build_core
 from usage_bot._clock import FakeClock
 from usage_bot._command import AccessPolicy
 from usage_bot._config import Settings
+from usage_bot._core import build_core
 from usage_bot._events import CommandAnswered, Recorder
 from usage_bot._exceptions import DeliveryError
 from usage_bot._notify import AlertMessage

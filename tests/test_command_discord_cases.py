@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_login
-from usage_bot._app import build_core
 from usage_bot._clock import FakeClock
 from usage_bot._command import (
     AccessPolicy,
@@ -30,6 +29,7 @@ from usage_bot._command import (
     words_of,
 )
 from usage_bot._config import Settings
+from usage_bot._core import build_core
 from usage_bot._simulator import SimulatedUpstream
 from usage_bot._texts import refused
 from usage_bot.frontends import CommandCore

@@ -37,9 +37,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import write_login
-from usage_bot._app import DESTINATIONS, Core, build_core
+from usage_bot._app import DESTINATIONS
 from usage_bot._clock import FakeClock
 from usage_bot._config import Secret, Settings
+from usage_bot._core import Core, build_core
 from usage_bot._events import NO_OBSERVER, CommandAnswered, Observer, Recorder
 from usage_bot._exceptions import DeliveryError, FrontEndFailed
 from usage_bot._notify import AlertMessage, Notifier

@@ -45,6 +45,7 @@ from usage_bot._config import Settings, load_settings
 from usage_bot._credentials import CredentialLoader
 from usage_bot._delivery import Courier
 from usage_bot._http import HttpServer
+from usage_bot._metrics import Metrics
 from usage_bot._model import AccountUsage
 from usage_bot._notify import AlertMessage, Notifier
 from usage_bot._scheduler import AlertScheduler
@@ -166,6 +167,7 @@ class World:
     service: UsageService
     store: SQLiteStore
     scheduler: AlertScheduler
+    metrics: Metrics
     inbox: Inbox
     front: SlackFrontEnd
     events_url: str | None
@@ -283,6 +285,7 @@ async def open_world(
             },
             dotenv_path=None,
         )
+        metrics = Metrics()
         client = UsageClient(
             base_url=settings.upstream.api_base_url,
             user_agent=settings.upstream.user_agent,
@@ -297,6 +300,7 @@ async def open_world(
             clock=clock,
             min_interval=settings.upstream.min_fetch_interval,
             thresholds=settings.alerts.thresholds,
+            observer=metrics,
         )
         store = store or await SQLiteStore.open(settings.state)
         inbox = Inbox()
@@ -305,6 +309,7 @@ async def open_world(
             clock=clock,
             owner="fault-matrix",
             notifiers=[inbox, *notifiers, *([slack_channel(settings)] if slack_alerts else [])],
+            observer=metrics,
             stop_grace=0.5,
         )
         scheduler = AlertScheduler(
@@ -328,6 +333,7 @@ async def open_world(
                 service=service,
                 store=store,
                 scheduler=scheduler,
+                metrics=metrics,
                 inbox=inbox,
                 front=front,
                 events_url=None if http is None else http.url + EVENTS_PATH,

@@ -40,12 +40,12 @@ from tests.test_faults import (
     text_of,
     usage,
 )
-from usage_bot._app import build_core
 from usage_bot._clock import FakeClock
 from usage_bot._config import Secret, load_settings
+from usage_bot._core import build_core
+from usage_bot._delivery import NOT_RETRYABLE_PAUSE
 from usage_bot._events import NO_OBSERVER
 from usage_bot._notify import AlertMessage
-from usage_bot._scheduler import NOT_RETRYABLE_PAUSE
 from usage_bot._simulator import SimulatedUpstream
 from usage_bot.frontends import CommandCore
 from usage_bot.frontends.discord.app import DiscordFrontEnd
@@ -202,7 +202,7 @@ async def test_slack_fault(row: ChatRow, tmp_path: Path, caplog: pytest.LogCaptu
         assert "limit at 96 %" in titles[1]
         reported = [r for r in caplog.records if row.log[0] in r.getMessage()]
         assert len(reported) == 1, "the fix is said once, not at every retry"
-        assert world.scheduler.posted == {"team": 2, f"slack:{SLACK_CHANNEL}": 2}
+        assert world.metrics.posted == {"team": 2, f"slack:{SLACK_CHANNEL}": 2}
 
 
 @pytest.mark.parametrize("reason", [None, "refresh_requested"], ids=["dropped", "refreshed"])
@@ -313,7 +313,7 @@ async def test_discord_fault(
         assert len(titles) == 2, titles
         assert "limit at 85 %" in titles[0]
         assert "limit at 96 %" in titles[1]
-        assert world.scheduler.posted == {"team": 2, name: 2}
+        assert world.metrics.posted == {"team": 2, name: 2}
         assert [r.status for r in discord.requests_to(POST_MESSAGE)] == [row.status, 200, 200]
 
 

@@ -10,9 +10,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from usage_bot import __version__
-from usage_bot._app import build_core
 from usage_bot._clock import FakeClock
 from usage_bot._config import load_settings
+from usage_bot._core import build_core
 from usage_bot._events import (
     AlertDropped,
     AlertFailed,

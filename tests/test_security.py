@@ -57,13 +57,13 @@ from tests.test_faults import (
     signed,
     usage,
 )
-from usage_bot._app import build_core
+from usage_bot._app import Bot
 from usage_bot._clock import FakeClock
 from usage_bot._config import Secret, load_settings
+from usage_bot._core import build_core
 from usage_bot._events import NO_OBSERVER
 from usage_bot._logging import configure_logging
 from usage_bot._notify import Notifier
-from usage_bot._runner import Bot
 from usage_bot._simulator import Fault, SimulatedUpstream
 from usage_bot._texts import refused
 from usage_bot.frontends import CommandCore
@@ -254,7 +254,7 @@ async def test_no_secret_in_any_log_line_or_anything_shown(tmp_path: Path) -> No
             ) as world:
                 # The fake's webhook URL is known only now: as SLACK_WEBHOOK_URL would be.
                 webhook = world.slack.webhook_url
-                world.scheduler.add_notifier(SlackWebhookNotifier(url=Secret(webhook)))
+                world.scheduler.courier.add(SlackWebhookNotifier(url=Secret(webhook)))
                 configured.update([*world.settings.secrets(), webhook])
                 redactor.add(configured)
                 await gauntlet(world, discord, shown)

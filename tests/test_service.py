@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from tests.conftest import TOKEN, write_login
-from usage_bot._app import build_core
 from usage_bot._clock import FakeClock
 from usage_bot._config import Settings, load_settings
+from usage_bot._core import build_core
 from usage_bot._events import Event, Observers, Recorder, UsageRead
 from usage_bot._exceptions import (
     CredentialsExpired,

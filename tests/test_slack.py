@@ -25,9 +25,9 @@ import httpx
 import pytest
 
 from tests.fakes.slack import FakeSlack
-from usage_bot._app import Core, build_core
 from usage_bot._clock import FakeClock
 from usage_bot._config import Settings
+from usage_bot._core import Core, build_core
 from usage_bot._events import NO_OBSERVER, CommandAnswered, Observer, Recorder
 from usage_bot._exceptions import FrontEndFailed
 from usage_bot._http import HttpServer

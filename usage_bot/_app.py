@@ -1,10 +1,9 @@
-"""The composition root: every part of the bot is built here, from the settings, and
-everything that must be closed is closed here.
+"""The composition root of ``usage-bot run``: every part of the bot is built here, from the
+settings, and everything that must be closed is closed here.
 
-:func:`build_core` builds what every command shares (the client, one credential loader per
-account, the usage service); ``check``, ``doctor`` and the demo use it alone.
-:class:`Bot` is ``usage-bot run``: the core, the state store, the HTTP server, the front
-ends and alert destinations the settings ask for, the courier and the scheduler.
+:class:`Bot` is the core (:func:`usage_bot._core.build_core`, what every command shares),
+the state store, the HTTP server, the front ends and alert destinations the settings ask
+for, the courier and the scheduler.
 
 Front ends and destinations come from two registries, :data:`FRONT_ENDS` and
 :data:`DESTINATIONS`, keyed by what is configured; each entry imports its platform's
@@ -19,18 +18,16 @@ import contextlib
 import logging
 import os
 import socket
-import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TextIO
 
 import httpx
 
-from usage_bot._client import UsageClient
-from usage_bot._clock import Clock, SystemClock
+from usage_bot._clock import Clock
 from usage_bot._config import Settings
-from usage_bot._credentials import CredentialLoader
+from usage_bot._core import Core, build_core
 from usage_bot._delivery import Courier
 from usage_bot._events import Observers
 from usage_bot._exceptions import UsageBotError
@@ -38,63 +35,12 @@ from usage_bot._http import Health, HttpServer
 from usage_bot._metrics import Metrics
 from usage_bot._notify import Notifier
 from usage_bot._scheduler import AlertScheduler
-from usage_bot._service import UsageService
 from usage_bot._timing import STOP_WITHIN
 from usage_bot.frontends import CommandCore, FrontEnd
 from usage_bot.frontends.console import ConsoleFrontEnd, ConsoleNotifier
 from usage_bot.state import StateStore, open_store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Core:
-    """What every command shares: one client, one loader per account, one service, and
-    the observer every part tells what happens."""
-
-    settings: Settings
-    clock: Clock
-    client: UsageClient
-    service: UsageService
-    loaders: tuple[CredentialLoader, ...]
-    observer: Observers = field(default_factory=Observers)
-
-    async def aclose(self) -> None:
-        await self.service.aclose()
-        await self.client.aclose()
-
-
-def build_core(
-    settings: Settings,
-    *,
-    clock: Clock | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    platform: str = sys.platform,
-    trust_env: bool = True,
-    observer: Observers | None = None,
-) -> Core:
-    """``trust_env=False`` ignores proxy settings: for the demo, whose upstream is local."""
-    clock = clock or SystemClock()
-    observer = observer or Observers()
-    upstream = settings.upstream
-    client = UsageClient(
-        base_url=upstream.api_base_url,
-        user_agent=upstream.user_agent,
-        transport=transport,
-        trust_env=trust_env,
-    )
-    loaders = tuple(
-        CredentialLoader(account, upstream, platform=platform) for account in upstream.accounts
-    )
-    service = UsageService(
-        loaders=loaders,
-        client=client,
-        clock=clock,
-        min_interval=upstream.min_fetch_interval,
-        thresholds=settings.alerts.thresholds,
-        observer=observer,
-    )
-    return Core(settings, clock, client, service, loaders, observer)
 
 
 # -- the registries ------------------------------------------------------------------------

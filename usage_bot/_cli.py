@@ -19,8 +19,8 @@ from typing import TextIO
 import httpx
 
 from usage_bot import __version__
-from usage_bot._app import build_core
 from usage_bot._config import Settings, Strictness, load_settings
+from usage_bot._core import build_core
 from usage_bot._exceptions import ConfigError, RateLimited, UsageBotError
 from usage_bot._logging import Redactor, configure_logging
 from usage_bot._report import build_report, to_json

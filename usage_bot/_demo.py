@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from usage_bot._app import build_core
 from usage_bot._clock import ScaledClock
 from usage_bot._config import HttpConfig, Secret, Settings, UpstreamConfig
+from usage_bot._core import build_core
 from usage_bot._delivery import Courier
 from usage_bot._exceptions import ConfigError
 from usage_bot._report import build_report, format_percent

@@ -11,10 +11,10 @@ from typing import TextIO
 
 import httpx
 
-from usage_bot._app import Core, build_core
 from usage_bot._checks import CheckResult
 from usage_bot._clock import Clock
 from usage_bot._config import Settings
+from usage_bot._core import Core, build_core
 from usage_bot._credentials import REQUIRED_SCOPE, CredentialLoader
 from usage_bot._exceptions import CredentialsError, UsageBotError
 from usage_bot._model import parse_usage
