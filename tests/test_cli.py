@@ -786,7 +786,7 @@ async def test_every_configuration_problem_is_named_at_once(tmp_path: Path) -> N
         )
         assert not upstream.requests
     names = [*(n for n in bad if n != "SLACK_APP_TOKEN"), "USAGE_BOT_LOG_FORMAT"]
-    for result in (check, check_json, doctor):
+    for result in (check, check_json):
         assert result.code == 2, result
         assert_clean(result, secrets=(*SECRETS, bad_slack_token))
         assert result.out == ""
@@ -794,6 +794,13 @@ async def test_every_configuration_problem_is_named_at_once(tmp_path: Path) -> N
             assert name in result.err, f"{name} not named:\n{result}"
         assert f"{len(names)} settings are wrong" in result.err
         assert len(result.err.splitlines()) <= len(names) + 2
+    # doctor lists each as a line of its own, among its other checks, and exits 2.
+    assert doctor.code == 2, doctor
+    assert_clean(doctor, secrets=(*SECRETS, bad_slack_token))
+    failing = [line for line in doctor.out.splitlines() if line.startswith("FAIL  configuration")]
+    assert len(failing) == len(names), doctor
+    for name in names:
+        assert any(name in line for line in failing), f"{name} not named:\n{doctor}"
 
 
 # doctor
@@ -1053,7 +1060,7 @@ async def test_a_half_done_chat_setup_never_stops_check_and_doctor_shows_it_all(
     assert "Claude usage: default" in check.out
     assert "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN" in check.err
     doctor = await machine.run("doctor")
-    assert doctor.code == 1, doctor
+    assert doctor.code == 2, doctor  # the first check that failed is a setting
     assert "FAIL  configuration: SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN" in doctor.out
     # The login and the usage endpoint are checked all the same.
     assert "ok    default: login" in doctor.out

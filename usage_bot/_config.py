@@ -322,7 +322,7 @@ class _Reader:
             "none": [],
         }[strict]
         if stopping:
-            raise ConfigError(stopping)
+            raise ConfigError(self.problems)  # stopped anyway: every problem, at once
         return replace(s, warnings=tuple(self.warnings), problems=tuple(self.problems))
 
     def unknown_names(self) -> list[str]:

@@ -32,7 +32,7 @@ async def run_doctor(
     transport: httpx.AsyncBaseTransport | None = None,
     platform: str = sys.platform,
 ) -> int:
-    """Print every check; exit 1 when any failed."""
+    """Print every check; exit with the code of the first that failed (0 when none did)."""
     core = build_core(settings, clock=clock, transport=transport, platform=platform)
     results: list[CheckResult] = []
     try:
@@ -44,12 +44,16 @@ async def run_doctor(
     finally:
         await core.aclose()
     write_results(results, out)
-    failed = sum(r.verdict == "fail" for r in results)
-    print(
-        f"\n{failed} check{'s' if failed != 1 else ''} failed." if failed else "\nAll good.",
-        file=out,
-    )
-    return 1 if failed else 0
+    failed = [r for r in results if r.verdict == "fail"]
+    warned = sum(r.verdict == "warn" for r in results)
+    if failed:
+        summary = f"{len(failed)} check{'s' if len(failed) != 1 else ''} failed."
+    elif warned:
+        summary = f"No check failed; {warned} warning{'s' if warned != 1 else ''} above."
+    else:
+        summary = "All good."
+    print(f"\n{summary}", file=out)
+    return failed[0].exit_code if failed else 0
 
 
 def write_results(results: Iterable[CheckResult], out: TextIO) -> None:
@@ -83,7 +87,9 @@ def _configuration(settings: Settings) -> list[CheckResult]:
             None if front else "set SLACK_BOT_TOKEN or DISCORD_BOT_TOKEN (see README).",
         )
     ]
-    results.extend(CheckResult("configuration", "fail", p) for p in settings.problems)
+    results.extend(
+        CheckResult("configuration", "fail", p, exit_code=2) for p in settings.problems
+    )
     results.extend(CheckResult("configuration", "warn", w) for w in settings.warnings)
     return results
 
@@ -94,7 +100,7 @@ async def _account(core: Core, loader: CredentialLoader) -> list[CheckResult]:
     try:
         credentials = loader.read()
     except CredentialsError as exc:
-        return [CheckResult(f"{name}: login", "fail", exc.message)]
+        return [CheckResult(f"{name}: login", "fail", exc.message, exit_code=exc.exit_code)]
     results = [
         CheckResult(
             f"{name}: login",
@@ -116,6 +122,7 @@ async def _account(core: Core, loader: CredentialLoader) -> list[CheckResult]:
                 "fail",
                 f"expired {ago} ago",
                 "run `claude` on the workstation (Claude Code renews the login while in use).",
+                exit_code=3,
             )
         )
     else:
@@ -145,6 +152,7 @@ async def _account(core: Core, loader: CredentialLoader) -> list[CheckResult]:
                 "fail",
                 f"{', '.join(credentials.scopes) or 'none'} (no {REQUIRED_SCOPE})",
                 "use the login from `claude`, not a `claude setup-token` token.",
+                exit_code=3,
             )
         )
     else:
@@ -156,7 +164,9 @@ async def _account(core: Core, loader: CredentialLoader) -> list[CheckResult]:
         payload = await core.client.fetch(credentials.token.reveal(), now=now)
         snapshot = parse_usage(payload, fetched_at=now, thresholds=core.settings.alerts.thresholds)
     except UsageBotError as exc:
-        results.append(CheckResult(f"{name}: usage endpoint", "fail", exc.message))
+        results.append(
+            CheckResult(f"{name}: usage endpoint", "fail", exc.message, exit_code=exc.exit_code)
+        )
         return results
     seen = ", ".join(f"{lim.label} {format_percent(lim.percent)}" for lim in snapshot.limits)
     results.append(
