@@ -228,6 +228,8 @@ class SQLiteStore:
     async def claim_next(
         self, destination: str, *, owner: str, now: datetime, lease: timedelta
     ) -> Delivery | None:
+        at, until = _us(now), _us(now + lease)
+
         def run(conn: sqlite3.Connection) -> Delivery | None:
             with _write(conn):
                 row = conn.execute(
@@ -237,13 +239,13 @@ class SQLiteStore:
                     (destination,),
                 ).fetchone()
                 # Only the oldest may go: the later ones wait for it, to keep the order.
-                if row is None or row[8] > _us(now):
+                if row is None or row[8] > at:
                     return None
                 claim = f"{owner}#{uuid.uuid4().hex[:12]}"
                 conn.execute(
                     "UPDATE deliveries SET claimed_by = ?, not_before_us = ?, "
                     "attempts = attempts + 1 WHERE seq = ?",
-                    (claim, _us(now + lease), row[0]),
+                    (claim, until, row[0]),
                 )
                 delivery = _delivery(row[1:])
                 return replace(delivery, attempts=delivery.attempts + 1, claim=claim)
@@ -332,9 +334,9 @@ class SQLiteStore:
         def run(conn: sqlite3.Connection) -> list[UsageSample]:
             rows = conn.execute(
                 "SELECT account, limit_id, percent, resets_at_us, sampled_us FROM samples "
-                "WHERE (?1 IS NULL OR account = ?1) AND sampled_us >= ?2 "
+                "WHERE (?1 IS NULL OR account = ?1) AND (?2 IS NULL OR sampled_us >= ?2) "
                 "ORDER BY sampled_us, account, limit_id",
-                (account, _us(since) if since is not None else 0),
+                (account, _us(since)),
             ).fetchall()
             return [
                 UsageSample(
@@ -535,14 +537,11 @@ def _load_ledger(conn: sqlite3.Connection, account: str) -> AccountLedger:
 
 def _save_ledger(conn: sqlite3.Connection, ledger: AccountLedger, now: datetime) -> None:
     at = _us(now)
+    # The ledger is stored as the engine returned it: a window it dropped is forgotten.
+    conn.execute("DELETE FROM windows WHERE account = ?", (ledger.account,))
     conn.executemany(
         "INSERT INTO windows (account, limit_id, window_us, resets_at_us, level, percent, "
-        "phase, serial, reset_announced, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (account, limit_id) DO UPDATE SET "
-        "window_us = excluded.window_us, resets_at_us = excluded.resets_at_us, "
-        "level = excluded.level, percent = excluded.percent, phase = excluded.phase, "
-        "serial = excluded.serial, reset_announced = excluded.reset_announced, "
-        "updated_us = excluded.updated_us",
+        "phase, serial, reset_announced, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 ledger.account,
