@@ -151,6 +151,8 @@ class SQLiteStore:
         self.path = path
         self._busy_timeout = busy_timeout
         self._inode = _inode(path)
+        # The -wal and -shm files this connection uses, to remove them if the file goes.
+        self._companions = {name: _inode(path + name) for name in _COMPANIONS}
 
     @classmethod
     async def open(cls, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SQLiteStore:
@@ -433,15 +435,18 @@ class SQLiteStore:
         If the file was deleted or replaced, an open connection would go on writing to a
         file no one will open again, and the next start would forget every announcement.
         So what it holds is written back to the path (if the path is free; if another file
-        stands there, that one is used), the old connection is closed and a new one is
-        opened. If writing back fails, the old connection is kept, to try again at the next
-        call; if opening fails, the next call tries again.
+        stands there, that one is used), the old connection is closed, its ``-wal`` and
+        ``-shm`` files are removed (SQLite would otherwise replay the old file's log into
+        the new one: https://sqlite.org/howtocorrupt.html#_mispairing_database_files), and
+        a new connection is opened. If writing back fails, the old connection is kept, to
+        try again at the next call; if opening fails, the next call tries again.
         """
         conn = self._conn
         if conn is not None and (self._inode is None or _inode(self.path) == self._inode):
             return conn
         if conn is not None:
-            if _inode(self.path) is None:
+            deleted = _inode(self.path) is None
+            if deleted:
                 log.error(
                     "USAGE_BOT_STATE=%s was deleted while the bot ran; writing the alert "
                     "state back to it",
@@ -461,9 +466,14 @@ class SQLiteStore:
                 )
             self._conn = None
             conn.close()
+            for name, inode in self._companions.items():
+                # Next to a written-back file, any is the old one's; next to a replacement,
+                # only those still ours are (the replacement may have brought its own).
+                if deleted or (inode is not None and _inode(self.path + name) == inode):
+                    Path(self.path + name).unlink(missing_ok=True)
         fresh = SQLiteStore.open_blocking(self.path, busy_timeout=self._busy_timeout)
         assert fresh._conn is not None
-        self._conn, self._inode = fresh._conn, fresh._inode
+        self._conn, self._inode, self._companions = fresh._conn, fresh._inode, fresh._companions
         return fresh._conn
 
     def _unavailable(self, exc: sqlite3.Error | OSError) -> StateUnavailable:
@@ -523,6 +533,9 @@ _MEANINGS: Mapping[str, tuple[str, str]] = {
     ),
     "": ("the state database failed", "the bot tries again; if this lasts, report it"),
 }
+
+
+_COMPANIONS = ("-wal", "-shm")
 
 
 def _inode(path: str) -> int | None:
