@@ -45,6 +45,7 @@ from tests.test_faults import (
 )
 from usage_bot._clock import FakeClock
 from usage_bot._delivery import LEASE, Courier
+from usage_bot._exceptions import StateUnavailable
 from usage_bot._notify import AlertMessage
 from usage_bot._scheduler import AlertScheduler
 from usage_bot._simulator import SimulatedUpstream
@@ -109,13 +110,13 @@ async def test_state_locked_briefly_by_another_process(tmp_path: Path) -> None:
 
 
 async def test_state_locked_for_longer_than_the_busy_timeout(tmp_path: Path) -> None:
-    """Row state-locked-long: the poll gives up ("database is locked"; the scheduler's job
-    logs it and goes on); /claude-usage still answers; the next poll after the lock is
-    gone announces what the failed one would have, once."""
+    """Row state-locked-long: the poll gives up (StateUnavailable, "database is locked"; the
+    scheduler's job logs it and goes on); /claude-usage still answers; the next poll after
+    the lock is gone announces what the failed one would have, once."""
     async with open_world(tmp_path) as world:
         locker = await Locker.lock(world.settings.state)
         try:
-            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            with pytest.raises(StateUnavailable, match=r"USAGE_BOT_STATE=.*database is locked"):
                 await world.scheduler.poll_once(ACCOUNT)
             shown = await world.command()
             assert "85%" in shown
@@ -184,9 +185,9 @@ async def test_state_read_only_mid_run(tmp_path: Path) -> None:
         for _ in range(3):
             # The scheduler's jobs log these and go on; the next run tries again.
             world.clock.advance(180)
-            with pytest.raises(sqlite3.OperationalError, match="readonly database"):
+            with pytest.raises(StateUnavailable, match=r"USAGE_BOT_STATE=.*readonly database"):
                 await world.scheduler.poll_once(ACCOUNT)
-            with pytest.raises(sqlite3.OperationalError, match="readonly database"):
+            with pytest.raises(StateUnavailable, match=r"USAGE_BOT_STATE=.*readonly database"):
                 await world.scheduler.deliver_pending()
         shown = await world.command()
         assert "96%" in shown, "the command does not need the state"

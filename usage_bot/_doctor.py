@@ -87,9 +87,7 @@ def _configuration(settings: Settings) -> list[CheckResult]:
             None if front else "set SLACK_BOT_TOKEN or DISCORD_BOT_TOKEN (see README).",
         )
     ]
-    results.extend(
-        CheckResult("configuration", "fail", p, exit_code=2) for p in settings.problems
-    )
+    results.extend(CheckResult("configuration", "fail", p, exit_code=2) for p in settings.problems)
     results.extend(CheckResult("configuration", "warn", w) for w in settings.warnings)
     return results
 
