@@ -79,6 +79,14 @@ def _home_claude() -> Path:
 
 
 @dataclass(frozen=True, slots=True)
+class SeatSpec:
+    """A seat that pushes its own usage (``USAGE_BOT_SEATS``): its name and its token."""
+
+    name: str
+    token: Secret
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamConfig:
     """Where the usage comes from: the logins, the endpoint, how often to ask."""
 
@@ -89,6 +97,7 @@ class UpstreamConfig:
     api_base_url: str = "https://api.anthropic.com"
     user_agent: str = DEFAULT_USER_AGENT
     poll_seconds: int = 180
+    seats: tuple[SeatSpec, ...] = ()
 
     @property
     def min_fetch_interval(self) -> float:
@@ -104,6 +113,8 @@ class AlertConfig:
     reset_announce: ResetAnnounce = "alerted"
     # None: an expired login is never an incident ("never").
     expired_login_alert_after: timedelta | None = timedelta(hours=24)
+    forecast: bool = True
+    forecast_min_span: timedelta = timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +137,7 @@ class SlackConfig:
     api_base_url: str = "https://slack.com/api/"
     allowed_channels: frozenset[str] = frozenset()
     allowed_users: frozenset[str] = frozenset()
+    admin_users: frozenset[str] = frozenset()
 
     @property
     def enabled(self) -> bool:
@@ -193,6 +205,7 @@ class Settings:
             self.slack.webhook_url,
             self.discord.bot_token,
             self.discord.webhook_url,
+            *(seat.token for seat in self.upstream.seats),
         ):
             if value is not None and value.reveal():
                 yield value.reveal()
@@ -378,7 +391,21 @@ class _Reader:
                 d.poll_seconds,
                 f"use a whole number of seconds, at least 1 (default {d.poll_seconds}).",
             ),
+            seats=self.seats(),
         )
+
+    def seats(self) -> tuple[SeatSpec, ...]:
+        secret = self.secret("USAGE_BOT_SEATS")
+        if secret is None:
+            return ()
+        try:
+            return _seats(secret.reveal())
+        except ValueError as exc:
+            self.problems.append(
+                f"USAGE_BOT_SEATS is not valid ({exc}): write name=token pairs separated by "
+                "commas; `usage-bot seat token` makes a token and prints the line to add."
+            )
+            return ()
 
     def alerts(self) -> AlertConfig:
         d = AlertConfig()
@@ -401,6 +428,13 @@ class _Reader:
                 d.expired_login_alert_after,
                 "use a duration such as 24h, 90m or 2d (plain numbers are seconds), 0 for at "
                 "once, or never.",
+            ),
+            forecast=self.value("USAGE_BOT_FORECAST", _on_off, d.forecast, "use on or off."),
+            forecast_min_span=self.value(
+                "USAGE_BOT_FORECAST_MIN_SPAN",
+                duration,
+                d.forecast_min_span,
+                "use a duration such as 30m or 2h (plain numbers are seconds).",
             ),
         )
 
@@ -466,6 +500,12 @@ class _Reader:
                 "SLACK_ALLOWED_USERS",
                 _id_list(_SLACK_USER, str),
                 d.allowed_users,
+                "use user IDs such as U0123456789, separated by commas.",
+            ),
+            admin_users=self.value(
+                "SLACK_ADMIN_USERS",
+                _id_list(_SLACK_USER, str),
+                d.admin_users,
                 "use user IDs such as U0123456789, separated by commas.",
             ),
         )
@@ -663,9 +703,43 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
 
 
 def _state(raw: str) -> str:
+    """A path, ``sqlite:///path``, ``:memory:``; the state back end checks the rest."""
     if "://" in raw and not raw.startswith("sqlite:///"):
         raise ValueError("only SQLite is supported")
     return raw.removeprefix("sqlite:///") if raw.startswith("sqlite:///") else raw
+
+
+def _on_off(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("on", "true", "yes", "1"):
+        return True
+    if lowered in ("off", "false", "no", "0"):
+        return False
+    raise ValueError("")
+
+
+def _seats(raw: str) -> tuple[SeatSpec, ...]:
+    """``alice=TOKEN,bob=TOKEN``; the error names a seat, never a token."""
+    seats: list[SeatSpec] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        name, sep, token = part.partition("=")
+        name, token = name.strip(), token.strip()
+        if not sep or not token:
+            raise ValueError(f"the seat {name or '?'!r} has no =token")
+        if not _ACCOUNT_NAME.match(name):
+            raise ValueError(f"{name!r} is not a name of letters, digits, '.', '_' or '-'")
+        if any(seat.name == name for seat in seats):
+            raise ValueError(f"{name!r} is named twice")
+        if len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token:
+            raise ValueError(f"the token of {name!r} is too short or not printable ASCII")
+        if any(seat.token.reveal() == token for seat in seats):
+            raise ValueError(f"{name!r} has the token of another seat")
+        seats.append(SeatSpec(name, Secret(token)))
+    if not seats:
+        raise ValueError("no seat is named")
+    return tuple(seats)
 
 
 def _port(raw: str) -> int:
