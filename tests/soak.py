@@ -802,6 +802,7 @@ class Report:
     expiry_incidents: int = 0
     unexplained_incidents: int = 0
     incidents_not_closed: int = 0
+    incidents_not_opened: int = 0
     long_expiries: int = 0
     long_expiry_alerts: int = 0
     long_expiry_readable_again: int = 0
@@ -846,6 +847,7 @@ class Report:
             or self.expiry_incidents
             or self.unexplained_incidents
             or self.incidents_not_closed
+            or self.incidents_not_opened
             or self.long_expiry_alerts != self.long_expiries
             or self.unexpected_errors
         )
@@ -891,9 +893,11 @@ class Report:
             f"after an invalid reading the model accepted: {self.after_accepted_invalid} "
             "(doubled, missed or not called for; not counted above)",
             f"incident alerts:   {self.incidents} delivered, {self.incident_duplicates} "
-            f"duplicated, {self.incidents_missed} missed; {self.expiry_incidents} for a login "
-            f"expired less than a day, {self.unexplained_incidents} without a fault to explain "
-            f"them, {self.incidents_not_closed} not closed by the first good reading",
+            f"duplicated, {self.incidents_missed} missed",
+            f"                   {self.expiry_incidents} for a login expired less than a day, "
+            f"{self.unexplained_incidents} without a fault to explain them, "
+            f"{self.incidents_not_opened} not opened when due, {self.incidents_not_closed} not "
+            "closed by the first good answer",
             f"expired over a day: {self.long_expiries} logins; {self.long_expiry_alerts} "
             f'"cannot read usage" after 24 h, {self.long_expiry_readable_again} "readable '
             'again" on renewal',
@@ -1316,6 +1320,15 @@ class Span:
             times.append(self.closed_at)
         return min(times)
 
+    @property
+    def due_by(self) -> datetime:
+        """By when its reset is announced, at the latest: a few polls after its last known
+        end passed or an answer showed it over, whether or not usage could be read."""
+        due = self.readings[-1].end + MINUTE
+        if self.closed_at is not None:
+            due = min(due, self.closed_at)
+        return due + DECIDED_WITHIN
+
     def end_known_at(self, at: datetime) -> datetime | None:
         """Its end, as the last reading at or before ``at`` said."""
         ends = [r.end for r in self.readings if r.at <= at]
@@ -1507,6 +1520,8 @@ def _ident(
             return ("a reset of no period", message.key), None
         if decision.at < span.over_at:
             return ("a reset before its period was over", message.key), span
+        if decision.at > span.due_by:
+            return ("a reset announced late", message.key), span
         return _reset(span), span
     assert message.threshold is not None
     span = spans.at.get((*where, decision.at))
@@ -1697,13 +1712,14 @@ class _Deliveries:
 
 
 def _judge_incidents(report: Report, week: Week) -> None:
-    """ "Cannot read usage" and "readable again": once each, when the rules say.
+    """The incidents ("cannot read usage", "readable again"): once each, when the rules say.
 
     Opened by: a login expired for a day (counted from its expiry); a rejected token (at
     once); an upstream failure that lasts (a failed request 15 minutes or more after the
     first of the failed requests since the last good answer, with no good answer in
-    between; a time with the login expired is rest, not failure). Closed by the first good
-    answer after it, once. Never opened by a login renewed within a day of expiring."""
+    between; a time with the login expired is rest, not failure). Open by then at the
+    latest, closed by the first good answer after it, once. Never opened by a login renewed
+    within a day of expiring."""
     requests: dict[str, list[Request]] = defaultdict(list)
     for request in week.requests:
         if request.account is not None:
@@ -1779,7 +1795,38 @@ def _judge_incidents(report: Report, week: Week) -> None:
                 d.message.kind == "incident_ended" and d.at >= renewed for d in mine
             ):
                 report.long_expiry_readable_again += 1
+        for request in _due_incidents(asked, expired, is_good):
+            if not _open_at(mine, request.at):
+                report.incidents_not_opened += 1
+                report.wrong_incidents.append(
+                    f'{account}: no "cannot read usage" by {_clock(request.at)} ({request.outcome})'
+                )
     _incident_deliveries(report, week, decided)
+
+
+def _due_incidents(
+    asked: Sequence[Request],
+    expired: Sequence[tuple[datetime, datetime | None]],
+    is_good: Any,
+) -> list[Request]:
+    """The failed requests by which an incident is due (open at the latest then): the
+    first 401, or the first failure 15 minutes into a run of them; one per run."""
+    renewals = sorted(r for _, r in expired if r is not None)
+    due: list[Request] = []
+    since: datetime | None = None
+    told = False
+    for request in asked:
+        if is_good(request):
+            since, told = None, False
+            continue
+        renewed = any(since is not None and since < r <= request.at for r in renewals)
+        if since is None or renewed:
+            since, told = request.at, False
+        lasting = request.at - since >= LASTING or request.outcome.startswith("401")
+        if lasting and not told:
+            due.append(request)
+            told = True
+    return due
 
 
 def _cause(

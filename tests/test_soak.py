@@ -311,23 +311,46 @@ def test_the_judge_wants_a_reset_at_its_end_while_usage_cannot_be_read() -> None
     story.decide(END - timedelta(minutes=30), "threshold", "w1:95", 95)
     for n in range(30):  # the upstream fails from before the end until well after it
         story.fail(END - timedelta(minutes=27 - 3 * n))
+    story.decide(END - timedelta(minutes=12), "incident_started", "incident:alice:1:started")
     assert story.verdict().missed == 1
     story.decide(END + timedelta(minutes=2), "reset", "reset:w1")
     assert story.verdict().ok
 
 
-def test_the_judge_wants_one_reset_when_a_window_goes_inactive() -> None:
+def test_the_judge_sees_a_reset_announced_long_after_its_end() -> None:
+    story = Story()
+    story.answer(END - timedelta(minutes=30), 96.0)
+    story.decide(END - timedelta(minutes=30), "threshold", "w1:95", 95)
+    story.answer(END + timedelta(minutes=40), 3.0, NEXT, 1)
+    story.decide(END + timedelta(minutes=40), "reset", "reset:w1")  # not on the clock
+    report = story.verdict()
+    assert (report.unasked, report.missed) == (1, 1)
+    assert "late" in report.wrong_alerts[0]
+
+
+LATER = END + timedelta(minutes=90)
+
+
+def a_window_that_goes_inactive() -> Story:
+    """80 %, then no window after its end (nobody works), then a new one later."""
     story = Story()
     story.answer(END - timedelta(minutes=30), 85.0)
     story.decide(END - timedelta(minutes=30), "threshold", "w1:80", 80)
     story.no_window(END + timedelta(minutes=1))
     story.decide(END + timedelta(minutes=1), "reset", "reset:w1")
     story.no_window(END + timedelta(minutes=60))
-    later = END + timedelta(minutes=90)
-    story.answer(later, 2.0, later + timedelta(hours=5), 1)
-    assert story.verdict().ok
-    story.decide(later, "reset", "reset:w1-again")  # the next window starts: no reset
-    assert story.verdict().duplicated == 1
+    story.answer(LATER, 2.0, LATER + timedelta(hours=5), 1)
+    return story
+
+
+def test_the_judge_wants_one_reset_when_a_window_goes_inactive() -> None:
+    assert a_window_that_goes_inactive().verdict().ok
+    doubled = a_window_that_goes_inactive()
+    doubled.decide(END + timedelta(minutes=4), "reset", "reset:w1-again")
+    assert doubled.verdict().duplicated == 1
+    started = a_window_that_goes_inactive()
+    started.decide(LATER, "reset", "reset:w2")  # a window starting is no reset
+    assert started.verdict().unasked == 1
 
 
 # -- the judge on "cannot read usage" ------------------------------------------------------
@@ -395,6 +418,27 @@ def test_the_judge_wants_one_incident_for_a_login_expired_over_a_day() -> None:
     assert report.ok, "\n".join(report.lines())
     story.channel.received.append(story.channel.received[-2])  # "cannot read usage" twice
     assert story.verdict(until=until).incident_duplicates == 1
+
+
+def test_the_judge_sees_a_lasting_failure_not_said() -> None:
+    story = Story()
+    story.answer(minutes(0), 10.0)
+    for n in range(1, 8):
+        story.fail(minutes(3 * n))  # 18 minutes of 5xx
+    story.answer(minutes(24), 10.0)
+    report = story.verdict(until=END)
+    assert report.incidents_not_opened == 1
+    story.decide(minutes(18), "incident_started", "incident:alice:1:started")
+    story.decide(minutes(24), "incident_ended", "incident:alice:1:ended")
+    assert story.verdict(until=END).ok
+
+
+def test_the_judge_sees_a_rejected_token_not_said_at_once() -> None:
+    story = Story()
+    story.answer(minutes(0), 10.0)
+    story.fail(minutes(3), "401")
+    story.answer(minutes(6), 10.0)
+    assert story.verdict(until=END).incidents_not_opened == 1
 
 
 def test_the_judge_sees_an_incident_without_a_fault() -> None:
