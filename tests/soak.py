@@ -886,8 +886,8 @@ class Report:
             "again after a crash between post and confirm, counted apart; incidents included)",
             f"missed:            {self.missed}",
             f"not called for:    {self.unasked} (announced, but the rules call for no such alert)",
-            f"dropped, allowed:  {self.dropped_as_allowed} (window ended while its destination "
-            "was failing)",
+            f"dropped, allowed:  {self.dropped_as_allowed} (its moment passed while its "
+            "destination was failing: the window's end, or for a reset the next one's)",
             f"optional:          {self.optional} ({self.optional_delivered} delivered: an alert "
             "first seen after its window's end, a reset too near the end of the run)",
             f"after an invalid reading the model accepted: {self.after_accepted_invalid} "
@@ -1237,6 +1237,7 @@ EXPIRED_FOR = timedelta(hours=24)  # USAGE_BOT_EXPIRED_LOGIN_ALERT_AFTER's defau
 CORRECTION = timedelta(hours=2, minutes=30)
 # A poll comes every three minutes: whatever the rules call for is decided by then.
 DECIDED_WITHIN = timedelta(minutes=10)
+DAY = timedelta(days=1) - DECIDED_WITHIN  # a reset of a window not yet read is news for a day
 
 
 class Truth(Protocol):
@@ -1302,6 +1303,7 @@ class Span:
     closed_by: str | None = None
     level: float = 0.0  # the highest threshold its readings crossed so far
     tainted: bool = False  # an invalid reading the bot accepted may have upset it
+    next: Span | None = None  # the period after it
 
     @property
     def windows(self) -> list[int]:
@@ -1405,8 +1407,11 @@ def quota_periods(served: Iterable[Served]) -> Spans:
                     fell = reading.percent < current.readings[-1].percent - FELL
                     current.closed_at = answer.at
                     current.closed_by = "a fall" if fell else "its end passed"
-                current = Span(answer.account, limit_id, len(line))
-                line.append(current)
+                new = Span(answer.account, limit_id, len(line))
+                if line:
+                    line[-1].next = new
+                line.append(new)
+                current = new
             elif shown.window not in current.windows:
                 spans.notes["model windows no answer told apart"] += 1
             current.readings.append(reading)
@@ -1684,9 +1689,10 @@ class _Deliveries:
                 report.missed_alerts.append(f"{name} (seen {_clock(alert.observed)})")
 
     def dropped(self, alert: Expected, destination: Destination) -> str | None:
-        """Why an alert that never arrived may have been dropped, or None if it may not:
-        its moment had passed when it was dropped (its window over, as far as the answers
-        told), and its destination had been failing (or the process had crashed)."""
+        """Why an announcement that never arrived may have been dropped, or None if it may
+        not: its moment had passed when it was dropped (a threshold alert's window was
+        over, as far as the answers told; a reset's next window was over too, or a day
+        had passed), and its destination had been failing (or the process had crashed)."""
         keys = [key for key, ident in self.idents.items() if ident == alert.ident]
         drop = next(
             (
@@ -1696,11 +1702,17 @@ class _Deliveries:
             ),
             None,
         )
-        if drop is None or alert.ident[0] != "threshold":
+        if drop is None:
             return None
-        end = alert.span.end_known_at(drop.at)
-        if drop.at < alert.span.over_at and (end is None or drop.at < end - MINUTE):
-            return None  # its window still ran: its end had been moved later
+        if alert.ident[0] == "threshold":
+            end = alert.span.end_known_at(drop.at)
+            if drop.at < alert.span.over_at and (end is None or drop.at < end - MINUTE):
+                return None  # its window still ran: its end had been moved later
+        else:
+            after = alert.span.next
+            end = after.end_known_at(drop.at) if after is not None else None
+            if (end is None or drop.at < end - MINUTE) and drop.at - alert.observed < DAY:
+                return None  # "fresh again" was still news
         since = alert.observed - timedelta(hours=1)
         faults = [e for e in destination.faults if e.start <= drop.at and e.end >= since]
         crashes = [at for at in destination.crashed_at if since <= at <= drop.at]
