@@ -560,11 +560,12 @@ class Served:
 @dataclass(frozen=True)
 class Request:
     """One request that reached the upstream, and how it went: ``ok``, ``invalid`` or the
-    fault's kind."""
+    fault's kind; for a 429, the wait its ``retry-after`` asked for (None: none usable)."""
 
     account: str | None
     at: datetime
     outcome: str
+    retry_after: float | None = None
 
 
 class Upstream:
@@ -585,6 +586,7 @@ class Upstream:
         self.requests: list[Request] = []
         self.last: dict[str, Served] = {}
         self.failed = Counter[str]()
+        self.starts: list[datetime] = []  # when a bot process started asking
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         now = self.clock.now()
@@ -598,7 +600,7 @@ class Upstream:
         fault = next((e for e in self.faults[account.name] if e.covers(now)), None)
         if fault is not None and fault.kind != "invalid":
             self.failed[fault.kind] += 1
-            self.requests.append(Request(account.name, now, fault.kind))
+            self.requests.append(Request(account.name, now, fault.kind, _asks_to_wait(fault)))
             return self._fault(fault, now)
         payload, served = self._answer(account, now)
         if fault is not None:
@@ -672,6 +674,15 @@ class Upstream:
         served.invalid, served.invalid_limit = value_name, limit_id
 
 
+def _asks_to_wait(fault: Episode) -> float | None:
+    """The seconds a 429's ``retry-after`` asks for; None when it asks for none."""
+    if fault.kind != "429" or fault.detail is None:
+        return None
+    if fault.detail == "date":
+        return 600.0  # the date served is 600 s on (the clock is on whole minutes)
+    return float(fault.detail) or None
+
+
 def _error(kind: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
@@ -735,6 +746,7 @@ class Process:
         self.started = clock.now()
 
     async def start(self) -> Process:
+        self.upstream.starts.append(self.clock.now())
         settings = self.settings
         self.client = UsageClient(
             base_url=settings.api_base_url,
@@ -803,6 +815,8 @@ class Report:
     unexplained_incidents: int = 0
     incidents_not_closed: int = 0
     incidents_not_opened: int = 0
+    asked_too_soon: int = 0
+    rate_limits_waited: int = 0
     long_expiries: int = 0
     long_expiry_alerts: int = 0
     long_expiry_readable_again: int = 0
@@ -848,6 +862,7 @@ class Report:
             or self.unexplained_incidents
             or self.incidents_not_closed
             or self.incidents_not_opened
+            or self.asked_too_soon
             or self.long_expiry_alerts != self.long_expiries
             or self.unexpected_errors
         )
@@ -862,6 +877,8 @@ class Report:
             f"{self.seed}; {destinations} destinations, polls every {POLL_SECONDS} s"
             + (f"; trouble x {self.trouble:g}" if self.trouble != 1 else ""),
             f"  polls {self.polls}; upstream failures {_counts(self.upstream_failures)}",
+            f"  429s: {self.rate_limits_waited} followed by another request, "
+            f"{self.asked_too_soon} of them too soon for their retry-after or the back-off",
             f"  usage: {sum(self.windows.values())} windows ({_counts(self.windows)}); "
             f"{_counts(self.anthropic)}",
             f"  answers {self.answers}; limits in them: {_counts(self.readings)}",
@@ -1108,6 +1125,7 @@ async def _soak(
         destinations=destinations,
         drops=errors.drops,
         expired={name: a.expired_periods(until) for name, a in people.items()},
+        starts=upstream.starts,
         truth=_ModelTruth(people),
     )
     judge(report, week)
@@ -1237,6 +1255,7 @@ EXPIRED_FOR = timedelta(hours=24)  # USAGE_BOT_EXPIRED_LOGIN_ALERT_AFTER's defau
 CORRECTION = timedelta(hours=2, minutes=30)
 # A poll comes every three minutes: whatever the rules call for is decided by then.
 DECIDED_WITHIN = timedelta(minutes=10)
+RATE_LIMITED_FOR = 300.0  # seconds: a 429 with no usable retry-after, the first time
 DAY = timedelta(days=1) - DECIDED_WITHIN  # a reset of a window not yet read is news for a day
 
 
@@ -1277,6 +1296,7 @@ class Week:
     drops: Sequence[Dropped] = ()
     # Per account, when its login was expired: since, and renewed at (None: not in the run).
     expired: dict[str, list[tuple[datetime, datetime | None]]] = field(default_factory=dict)
+    starts: Sequence[datetime] = ()  # when a bot process started (its back-off starts anew)
     truth: Truth | None = None
 
 
@@ -1568,6 +1588,40 @@ def judge(report: Report, week: Week) -> None:
         report.median_delay = statistics.median(delay for delay, _ in verdict.delays)
         report.worst_after_seen, report.worst_after_seen_alert = max(verdict.seen)
     _judge_incidents(report, week)
+    _judge_backoff(report, week)
+
+
+def _judge_backoff(report: Report, week: Week) -> None:
+    """On 429 the bot waits as a positive ``retry-after`` says (capped at an hour); with
+    none or 0, from 5 minutes, doubling on each 429 since the last good answer, capped
+    at an hour. (A process that starts anew knows of no 429 yet.)"""
+    accepted = {(a.account, a.at) for a in week.served if a.invalid is not None and a.accepted}
+    by_account: dict[str, list[Request]] = defaultdict(list)
+    for request in week.requests:
+        if request.account is not None:
+            by_account[request.account].append(request)
+    for account, asked in by_account.items():
+        in_a_row = 0
+        for request, after in zip(asked, [*asked[1:], None], strict=True):
+            if request.outcome == "ok" or (account, request.at) in accepted:
+                in_a_row = 0
+            if request.outcome != "429":
+                continue
+            in_a_row += 1
+            wait = request.retry_after or RATE_LIMITED_FOR * 2 ** (in_a_row - 1)
+            wait = min(max(wait, 30.0), 3600.0)
+            if after is None:
+                continue
+            if any(request.at < start <= after.at for start in week.starts):
+                in_a_row = 0
+                continue
+            report.rate_limits_waited += 1
+            if (after.at - request.at).total_seconds() < wait - 1:
+                report.asked_too_soon += 1
+                report.unexpected_errors.append(
+                    f"{account} asked again {_duration(after.at - request.at)} after a 429 "
+                    f"at {_clock(request.at)} (its {in_a_row} in a row), not {wait:.0f} s"
+                )
 
 
 def _decided(

@@ -468,6 +468,27 @@ def test_the_judge_sees_a_rejected_token_not_said_at_once() -> None:
     assert story.verdict(until=END).incidents_not_opened == 1
 
 
+def test_the_judge_sees_the_upstream_asked_again_too_soon_after_a_429() -> None:
+    story = Story()
+    story.answer(minutes(0), 10.0)
+    story.fail(minutes(3), "429")  # no retry-after: 5 minutes
+    story.fail(minutes(8), "429")  # then 10
+    story.answer(minutes(18), 10.0)
+    assert story.verdict(until=END).asked_too_soon == 0
+    story.requests.insert(3, Request("alice", minutes(15), "ok"))  # 7 min after the second
+    report = story.verdict(until=END)
+    assert report.asked_too_soon == 1
+    assert "not 600 s" in report.unexpected_errors[0]
+
+
+def test_the_judge_sees_a_retry_after_not_waited_for() -> None:
+    story = Story()
+    story.fail(minutes(0), "429")
+    story.requests[-1] = Request("alice", minutes(0), "429", retry_after=3600.0)
+    story.answer(minutes(30), 10.0)
+    assert story.verdict(until=END).asked_too_soon == 1
+
+
 def test_the_judge_sees_an_incident_without_a_fault() -> None:
     story = Story()
     story.answer(minutes(0), 10.0)
