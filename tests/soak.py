@@ -1243,7 +1243,7 @@ class _ModelTruth:
 # - Each reaches each destination once; a threshold alert may be dropped only once its
 #   window was over as far as the answers told (not at an end since moved later), and
 #   only if its destination had been failing.
-# - "Cannot read usage": see _judge_incidents.
+# - "Cannot read usage": see _judge_incidents; the 429 back-off: see _judge_backoff.
 
 MINUTE = timedelta(minutes=1)  # "within a minute"
 FELL = 1.0  # "the percent falls by more than 1 point"
