@@ -82,12 +82,6 @@ def test_the_short_soak_assesses_no_invalid_reading(short_soak: Report) -> None:
     assert report.after_accepted_invalid == 0, shown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine counts the hours a login was expired as failing (_alerts._incident): "
-    "the first upstream failure after Claude Code renews it opens an incident at once; "
-    "here team2's day 2 08:36. Remove this mark with the fix.",
-)
 def test_the_short_soak_says_cannot_read_usage_only_when_the_rules_do(short_soak: Report) -> None:
     report, shown = short_soak, "\n".join(short_soak.lines())
     assert report.incident_duplicates == 0, shown

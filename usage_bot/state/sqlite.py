@@ -124,6 +124,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE windows ADD COLUMN serial INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE windows ADD COLUMN reset_announced INTEGER NOT NULL DEFAULT 0",
     ),
+    # 3: the ids of the windows before each one (space-separated), so that a new window's
+    # id repeats none of them.
+    ("ALTER TABLE windows ADD COLUMN recent TEXT NOT NULL DEFAULT ''",),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -508,10 +511,11 @@ def _load_ledger(conn: sqlite3.Connection, account: str) -> AccountLedger:
             phase=row[5] if row[5] in ("active", "ended", "idle") else "active",
             serial=row[6],
             reset_announced=bool(row[7]),
+            recent=tuple(row[8].split()),
         )
         for row in conn.execute(
             "SELECT limit_id, window_us, resets_at_us, level, percent, phase, serial, "
-            "reset_announced FROM windows WHERE account = ?",
+            "reset_announced, recent FROM windows WHERE account = ?",
             (account,),
         )
     }
@@ -537,12 +541,13 @@ def _save_ledger(conn: sqlite3.Connection, ledger: AccountLedger, now: datetime)
     at = _us(now)
     conn.executemany(
         "INSERT INTO windows (account, limit_id, window_us, resets_at_us, level, percent, "
-        "phase, serial, reset_announced, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "phase, serial, reset_announced, recent, updated_us) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (account, limit_id) DO UPDATE SET "
         "window_us = excluded.window_us, resets_at_us = excluded.resets_at_us, "
         "level = excluded.level, percent = excluded.percent, phase = excluded.phase, "
         "serial = excluded.serial, reset_announced = excluded.reset_announced, "
-        "updated_us = excluded.updated_us",
+        "recent = excluded.recent, updated_us = excluded.updated_us",
         [
             (
                 ledger.account,
@@ -554,6 +559,7 @@ def _save_ledger(conn: sqlite3.Connection, ledger: AccountLedger, now: datetime)
                 r.phase,
                 r.serial,
                 int(r.reset_announced),
+                " ".join(r.recent),
                 at,
             )
             for limit_id, r in ledger.windows.items()
