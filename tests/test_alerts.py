@@ -531,6 +531,60 @@ def test_an_invalid_reading_is_not_assessed_and_later_crossings_still_are() -> N
     assert engine.levels(usage(limit(96))) == [95.0]
 
 
+# -- found by the soak --------------------------------------------------------------------
+
+
+def test_a_failure_after_a_night_of_expired_login_starts_its_own_clock() -> None:
+    engine = Engine()
+    ok = usage(limit(50))
+    engine.poll(ok)
+    expired = CredentialsExpired(T0)
+    for hours in range(1, 9):
+        at = T0 + timedelta(hours=hours)
+        engine.poll(failed(expired, at=at, previous=ok), now=at)
+    morning = T0 + timedelta(hours=9)
+    # Renewed; the first request meets an outage: not an incident yet, it has not lasted.
+    assert engine.poll(failed(UpstreamServerError(503), at=morning, previous=ok)) == []
+    later = morning + LASTING_FAILURE
+    [started] = engine.poll(failed(UpstreamServerError(503), at=later, previous=ok), now=later)
+    assert isinstance(started, IncidentStarted)
+
+
+def test_a_window_id_repeats_none_of_the_recent_windows() -> None:
+    """Early resets with jitter across a minute bring a first end back to a minute already
+    used two windows ago: its alerts must not share that window's keys."""
+    engine = Engine("always")
+    a = datetime(2026, 7, 19, 8, 33, 29, 900000, tzinfo=UTC)
+    b = datetime(2026, 7, 19, 8, 33, 30, 800000, tzinfo=UTC)
+    c = datetime(2026, 7, 19, 8, 33, 29, 500000, tzinfo=UTC)
+    keys: list[str] = []
+    for percent, end in ((85, a), (2, b), (50, b), (1, c), (85, c)):
+        keys += [e.key for e in engine.poll(usage(limit(percent, end)))]
+    assert len(keys) == len(set(keys)) == 4, keys
+    assert sum(k.startswith("threshold:") for k in keys) == 2
+
+
+def test_a_reset_says_usage_cannot_be_read_only_when_it_cannot() -> None:
+    engine = Engine()
+    engine.poll(usage(limit(96)))
+    after = RESETS + 2 * MINUTE
+    # The upstream still shows the finished window: readable, just not the new one yet.
+    [reset] = engine.poll(usage(limit(96), at=after), now=after)
+    assert isinstance(reset, WindowReset)
+    assert "has not been read yet." in reset.message().text
+    assert "cannot be read" not in reset.message().text
+
+
+def test_a_fall_in_the_minute_after_the_end_is_not_called_early() -> None:
+    engine = Engine()
+    engine.poll(usage(limit(96)))
+    just_after = RESETS + timedelta(seconds=30)
+    [reset] = engine.poll(usage(limit(2, NEXT_RESETS), at=just_after), now=just_after)
+    assert isinstance(reset, WindowReset)
+    assert "early" not in reset.message().text
+    assert "fresh again" in reset.message().text
+
+
 # -- the property -----------------------------------------------------------------------
 #
 # A ground-truth upstream for one limit: real windows with real ends, usage that only

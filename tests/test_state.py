@@ -202,6 +202,7 @@ records = st.builds(
     phase=st.sampled_from(["active", "ended", "idle"]),
     serial=st.integers(0, 5),
     reset_announced=st.booleans(),
+    recent=st.lists(st.from_regex(r"\A\d{4}-\d\d-\d\dT\d\d:\d\dZ(~\d)?\Z"), max_size=3).map(tuple),
 )
 ledgers = st.builds(
     AccountLedger,

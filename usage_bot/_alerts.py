@@ -89,7 +89,8 @@ class WindowRecord:
     from before it was kept). ``phase`` is ``active`` (a window being followed),
     ``ended`` (its end passed; the next one not read yet) or ``idle`` (no window: not
     started). ``reset_announced``: its end was announced already, and then its end was
-    found to have moved later (it is not announced twice).
+    found to have moved later (it is not announced twice). ``recent``: the ids of the
+    windows before it, which no new window's id may repeat.
     """
 
     window: datetime | None
@@ -99,6 +100,9 @@ class WindowRecord:
     phase: Phase = "active"
     serial: int = 0
     reset_announced: bool = False
+    # The ids of the windows before this one, latest first: a new window's id is none of
+    # them (early resets and jitter can bring a first end back to a minute already used).
+    recent: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -196,9 +200,9 @@ class WindowReset:
     """A limit's window ended and a fresh one began (or will with the next use).
 
     ``cause`` is ``ended`` (its end passed) or ``early`` (Anthropic reset it before its
-    end: the percent fell); ``read`` says whether the new window has been read yet (not
-    when the end passed while usage could not be read); ``resets_at`` is the new
-    window's end when known.
+    end: the percent fell); ``read`` says whether the new window has been read yet, and
+    ``unreadable`` whether that is because usage cannot be read now; ``resets_at`` is the
+    new window's end when known.
     """
 
     account: str
@@ -210,6 +214,7 @@ class WindowReset:
     serial: int = 0
     cause: ResetCause = "ended"
     read: bool = True
+    unreadable: bool = False
 
     @property
     def key(self) -> str:
@@ -227,9 +232,9 @@ class WindowReset:
         elif self.read:
             text = f"{subject} has reset: it is fresh again."
         else:
-            text = (
-                f"{subject} has reset: its window ended on time. The new window has not "
-                "been read yet (usage cannot be read right now)."
+            text = f"{subject} has reset: its window ended on time. The new window has not been"
+            text += (
+                " read yet (usage cannot be read right now)." if self.unreadable else " read yet."
             )
         return AlertMessage(
             kind="reset",
@@ -361,6 +366,7 @@ def assess(
                     at=now,
                     serial=record.serial,
                     read=False,
+                    unreadable=usage.error is not None,
                 )
     events: list[AlertEvent] = []
     if usage.error is None and usage.snapshot is not None:
@@ -451,8 +457,10 @@ def _reading(
         else:
             record = _start(record, end, percent)
     elif _fell(record, percent):
-        # Anthropic reset the window before its end.
+        # A new window: Anthropic reset this one before its end (or, in the minute after
+        # its end, before the clock said so).
         if rules.announces_reset(record) and not record.reset_announced:
+            early = record.resets_at is None or now < record.resets_at
             events.append(
                 WindowReset(
                     account=account,
@@ -462,7 +470,7 @@ def _reading(
                     resets_at=None if is_inactive(limit) or late else end,
                     at=now,
                     serial=record.serial,
-                    cause="early",
+                    cause="early" if early else "ended",
                 )
             )
         if is_inactive(limit):
@@ -495,12 +503,16 @@ def _reading(
     return record, events
 
 
+RECENT_WINDOWS = 8
+
+
 def _start(previous: WindowRecord | None, end: datetime | None, percent: float) -> WindowRecord:
-    """A new window from its first reading; its id differs from the one before it."""
+    """A new window from its first reading; its id is none of the recent windows' ids."""
+    taken = () if previous is None else (previous.id, *previous.recent)[:RECENT_WINDOWS]
     serial = 0
-    if previous is not None and window_id(previous.window) == window_id(end):
-        serial = previous.serial + 1
-    return WindowRecord(window=end, resets_at=end, percent=percent, serial=serial)
+    while _window_key(end, serial) in taken:
+        serial += 1
+    return WindowRecord(window=end, resets_at=end, percent=percent, serial=serial, recent=taken)
 
 
 def _idle(previous: WindowRecord | None) -> WindowRecord:
@@ -552,9 +564,12 @@ def _incident(
         return healthy, ended
     # A cached answer repeats the same check; its time says when it really happened.
     checked = usage.checked_at or now
-    failing_since = record.failing_since or checked
+    failing_since: datetime | None = record.failing_since or checked
+    if isinstance(error, CredentialsExpired):
+        # Rest, not failure: a failure after the login is renewed starts its own clock.
+        failing_since = None
     record = replace(record, failing_since=failing_since, last_failed_check=checked)
-    if record.open or not _opens(error, checked - failing_since, now, rules):
+    if record.open or not _opens(error, checked - (failing_since or checked), now, rules):
         return record, None
     number = record.number + 1
     started = IncidentStarted(ledger.account, number, error.code, error.message, now)

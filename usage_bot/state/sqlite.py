@@ -130,6 +130,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE windows ADD COLUMN serial INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE windows ADD COLUMN reset_announced INTEGER NOT NULL DEFAULT 0",
     ),
+    # 3: the ids of the windows before each one (space-separated), so that a new window's
+    # id repeats none of them.
+    ("ALTER TABLE windows ADD COLUMN recent TEXT NOT NULL DEFAULT ''",),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -621,10 +624,11 @@ def _load_ledger(conn: sqlite3.Connection, account: str) -> AccountLedger:
             phase=row[5] if row[5] in ("active", "ended", "idle") else "active",
             serial=row[6],
             reset_announced=bool(row[7]),
+            recent=tuple(row[8].split()),
         )
         for row in conn.execute(
             "SELECT limit_id, window_us, resets_at_us, level, percent, phase, serial, "
-            "reset_announced FROM windows WHERE account = ?",
+            "reset_announced, recent FROM windows WHERE account = ?",
             (account,),
         )
     }
@@ -652,7 +656,8 @@ def _save_ledger(conn: sqlite3.Connection, ledger: AccountLedger, now: datetime)
     conn.execute("DELETE FROM windows WHERE account = ?", (ledger.account,))
     conn.executemany(
         "INSERT INTO windows (account, limit_id, window_us, resets_at_us, level, percent, "
-        "phase, serial, reset_announced, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "phase, serial, reset_announced, recent, updated_us) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 ledger.account,
@@ -664,6 +669,7 @@ def _save_ledger(conn: sqlite3.Connection, ledger: AccountLedger, now: datetime)
                 r.phase,
                 r.serial,
                 int(r.reset_announced),
+                " ".join(r.recent),
                 at,
             )
             for limit_id, r in ledger.windows.items()
