@@ -163,7 +163,7 @@ async def test_state_locked_between_post_and_confirm(
         assert [m.key for m in destination.posted] == [world.inbox.posted[0].key]
         assert await world.store.pending() == []
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert any("the state database cannot record it" in line for line in said), said
+    assert any("the state store cannot record it" in line for line in said), said
 
 
 async def test_state_read_only_mid_run(tmp_path: Path) -> None:

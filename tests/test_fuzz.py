@@ -213,8 +213,7 @@ def goes_everywhere(snapshot: UsageSnapshot) -> None:
     json.dumps(to_json([usage], NOW))
     slack_reports([report])
     slack_reports([report, report])
-    for embed in discord_reports([report]):
-        embed.to_dict()
+    json.dumps(discord_reports([report]))
     terminal_reports([report], now=NOW, width=40, tz=UTC)
 
 

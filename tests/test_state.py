@@ -876,5 +876,4 @@ def test_sqlite_no_other_module_names_sqlite3() -> None:
         for path in package.rglob("*.py")
         if re.search(r"^\s*(import|from)\s+sqlite3\b", path.read_text(encoding="utf-8"), re.M)
     }
-    # Issue 12's scheduler part removes the one in _scheduler.py, and this exemption with it.
-    assert naming - {"_scheduler.py"} == {"state/sqlite.py"}
+    assert naming == {"state/sqlite.py"}

@@ -37,7 +37,7 @@ from usage_bot._events import NO_OBSERVER, AlertDropped, AlertFailed, AlertPoste
 from usage_bot._exceptions import DeliveryError, StateUnavailable
 from usage_bot._notify import Notifier
 from usage_bot._timing import MAX_RETRY_AFTER, STOP_GRACE
-from usage_bot.state import Delivery, StateStore
+from usage_bot.state import Delivery, DeliveryQueue
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Courier:
     def __init__(
         self,
         *,
-        queue: StateStore,
+        queue: DeliveryQueue,
         clock: Clock,
         owner: str,
         notifiers: Sequence[Notifier] = (),
@@ -228,8 +228,8 @@ class Courier:
         except StateUnavailable as exc:
             if name not in self._unconfirmed:
                 log.warning(
-                    "%s reached %s but the state store cannot record it (%s); recording it "
-                    "is retried before anything else is posted there",
+                    "%s reached %s but the state store cannot record it, so recording it is "
+                    "retried before anything else is posted there: %s",
                     delivery.key,
                     name,
                     exc.message,

@@ -11,10 +11,7 @@ import contextlib
 import logging
 import shutil
 import sys
-import tempfile
-import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TextIO
 
 from usage_bot._clock import ScaledClock
@@ -26,12 +23,12 @@ from usage_bot._report import build_report, format_percent
 from usage_bot._scheduler import AlertScheduler
 from usage_bot._service import UsageService
 from usage_bot._simulator import DEMO_TOKEN, SimulatedUpstream
-from usage_bot._terminal import render_report
+from usage_bot._terminal import fill, render_report
 from usage_bot._texts import DOCS_URL
 from usage_bot._timing import DEMO_MAX_HOURS as MAX_HOURS
 from usage_bot._timing import DEMO_MAX_SPEED as MAX_SPEED
 from usage_bot.frontends.console import ConsoleNotifier
-from usage_bot.state import open_store
+from usage_bot.state.memory import MemoryStore
 
 POLL_SECONDS = 180
 STATUS_EVERY = 4  # polls between status lines: one every 12 simulated minutes
@@ -63,7 +60,7 @@ async def run_demo(
     out = out or sys.stdout
     width = max(width or shutil.get_terminal_size((80, 24)).columns, 30)
     clock = ScaledClock(speed=speed)
-    with tempfile.TemporaryDirectory(prefix="usage-bot-demo-") as folder, _quiet_logs():
+    with _quiet_logs():
         async with SimulatedUpstream(clock=clock) as upstream:
             settings = Settings(
                 upstream=UpstreamConfig(
@@ -72,10 +69,10 @@ async def run_demo(
                     poll_seconds=POLL_SECONDS,
                 ),
                 http=HttpConfig(port=0),
-                state=str(Path(folder) / "demo.sqlite3"),
             )
             core = build_core(settings, clock=clock, trust_env=False)
-            store = await open_store(settings)
+            # Nothing of the demo outlives it: its state is kept in memory.
+            store = MemoryStore()
             # The demo drives the polls itself, in simulated time; APScheduler would wait
             # for real minutes.
             console = ConsoleNotifier(out, width=width)
@@ -88,7 +85,7 @@ async def run_demo(
                     f"usage-bot demo: a simulated account, {speed:g}x faster than real time "
                     f"({hours:g} simulated hours; alerts at 80 % and 95 %). Ctrl-C stops it."
                 )
-                print(textwrap.fill(intro, width) + "\n", file=out)
+                print(fill(intro, width) + "\n", file=out)
                 await _play(core.service, scheduler, clock, hours, out, width)
             finally:
                 await scheduler.stop()
@@ -98,7 +95,7 @@ async def run_demo(
     for number, paragraph in enumerate(NEXT_STEPS):
         indent = "     " if number else ""
         print(
-            textwrap.fill(paragraph, width, initial_indent=indent[:2], subsequent_indent=indent),
+            fill(paragraph, width, initial_indent=indent[:2], subsequent_indent=indent),
             file=out,
         )
     return 0
@@ -142,7 +139,7 @@ async def _play(
             stamp = now.astimezone().strftime("%a %H:%M")
             parts = " · ".join(f"{r.label} {format_percent(r.percent)}" for r in report.rows)
             line = f"   [{stamp}] {parts or report.error}"
-            print(textwrap.fill(line, width, subsequent_indent=" " * 11), file=out)
+            print(fill(line, width, subsequent_indent=" " * 11), file=out)
         await scheduler.deliver_pending()
         polls += 1
         await clock.sleep(POLL_SECONDS)

@@ -12,12 +12,12 @@ import contextlib
 import logging
 import shutil
 import signal
-import textwrap
 
 from usage_bot._app import Bot
 from usage_bot._config import Settings
 from usage_bot._credentials import CredentialLoader
 from usage_bot._exceptions import CredentialsError, CredentialsMissing
+from usage_bot._terminal import fill
 from usage_bot._texts import NOTHING_CONFIGURED
 from usage_bot._timing import STOP_WITHIN
 
@@ -44,7 +44,7 @@ async def start(settings: Settings) -> int:
     from usage_bot._demo import run_demo
 
     width = shutil.get_terminal_size((80, 24)).columns
-    print(textwrap.fill(NOTHING_CONFIGURED, max(width, 30)) + "\n")
+    print(fill(NOTHING_CONFIGURED, max(width, 30)) + "\n")
     return await run_demo()
 
 

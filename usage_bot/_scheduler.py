@@ -182,7 +182,7 @@ class AlertScheduler:
                 # A locked or read-only store is the operator's to fix, not a bug: one
                 # sentence, and the next poll catches up.
                 log.error(
-                    "the poll of %s could not be recorded (%s); the next poll tries again",
+                    "the poll of %s was not recorded, and the next poll tries again: %s",
                     account,
                     exc.message,
                 )
@@ -196,6 +196,10 @@ class AlertScheduler:
                 return
             try:
                 await self.courier.drop_expired()
+            except StateUnavailable as exc:
+                log.error(
+                    "dropping alerts whose moment passed waits for the state: %s", exc.message
+                )
             except Exception:
                 log.exception("dropping alerts whose moment passed failed")
             self.courier.wake()
@@ -206,6 +210,8 @@ class AlertScheduler:
                 return
             try:
                 removed = await self._store.prune(now=self._clock.now())
+            except StateUnavailable as exc:
+                log.error("pruning old history waits for the state: %s", exc.message)
             except Exception:
                 log.exception("pruning the state store failed")
             else:

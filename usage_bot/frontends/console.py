@@ -10,7 +10,6 @@ import asyncio
 import math
 import shutil
 import sys
-import textwrap
 from datetime import datetime
 from typing import TextIO
 
@@ -19,7 +18,7 @@ from usage_bot._command import AccessPolicy, Caller
 from usage_bot._exceptions import DeliveryError
 from usage_bot._notify import AlertMessage
 from usage_bot._report import to_the_minute
-from usage_bot._terminal import render_reports
+from usage_bot._terminal import fill, render_reports
 from usage_bot._texts import HELP_INTRO, HELP_LINES, SLASH, accounts_line, not_understood
 from usage_bot.frontends import CommandCore, Reply
 
@@ -41,7 +40,7 @@ class ConsoleNotifier:
         stream = self._stream or sys.stdout
         line = format_alert_line(message)
         if self._width is not None:
-            line = textwrap.fill(line, self._width, subsequent_indent="   ")
+            line = fill(line, self._width, subsequent_indent="   ")
         try:
             stream.write(line + "\n")
             stream.flush()

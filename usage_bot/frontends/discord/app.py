@@ -41,7 +41,8 @@ from usage_bot.frontends import Answers, CommandCore, ReconnectGrace, Reply
 from usage_bot.frontends.discord.notify import LOGIN_FIX, unreachable
 from usage_bot.frontends.discord.render import DiscordMessage, render_reply
 from usage_bot.frontends.discord.shim import describe, new_client, point_discord_at
-from usage_bot.frontends.discord.sync import KeyValue, sync_if_changed
+from usage_bot.frontends.discord.sync import sync_if_changed
+from usage_bot.state import KeyValue
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 import discord
@@ -24,18 +24,11 @@ from discord import app_commands
 from usage_bot._command import COMMAND
 from usage_bot._exceptions import StateUnavailable
 from usage_bot.frontends.discord.shim import describe
+from usage_bot.state import KeyValue
 
 log = logging.getLogger(__name__)
 
 SYNC_STATE_KEY = "discord.command_sync"
-
-
-class KeyValue(Protocol):
-    """Where the last sync is remembered: the bot's state store (its key-value part)."""
-
-    async def get_value(self, key: str) -> str | None: ...
-
-    async def set_value(self, key: str, value: str) -> None: ...
 
 
 def command_fingerprint(commands: Sequence[dict[str, Any]], *, application_id: int) -> str:
