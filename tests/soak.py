@@ -74,6 +74,7 @@ from usage_bot._client import UsageClient
 from usage_bot._clock import FakeClock
 from usage_bot._config import AccountSpec, AlertConfig, Settings, UpstreamConfig
 from usage_bot._credentials import CredentialLoader
+from usage_bot._delivery import Courier
 from usage_bot._exceptions import DeliveryError
 from usage_bot._notify import AlertMessage
 from usage_bot._scheduler import AlertScheduler
@@ -764,13 +765,19 @@ class Process:
             thresholds=settings.alerts.thresholds,
         )
         self.store = await SQLiteStore.open(settings.state)
+        courier = Courier(
+            queue=self.store,
+            clock=self.clock,
+            owner=f"soak-{len(self.upstream.starts)}",
+            notifiers=self.destinations,
+            stop_grace=0.1,
+        )
         self.scheduler = AlertScheduler(
             settings=settings,
             service=self.service,
             store=self.store,
-            notifiers=self.destinations,
+            courier=courier,
             clock=self.clock,
-            stop_grace=0.1,
         )
         return self
 
@@ -780,6 +787,7 @@ class Process:
 
     async def stop(self) -> None:
         await self.scheduler.stop()
+        await self.store.close()
         await self.service.aclose()
         await self.client.aclose()
 

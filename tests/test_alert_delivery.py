@@ -29,10 +29,10 @@ import pytest
 
 from tests.conftest import write_login
 from tests.fakes.slack import FakeSlack
+from usage_bot._app import Bot
 from usage_bot._clock import FakeClock, SystemClock
 from usage_bot._config import load_settings
-from usage_bot._runner import Bot
-from usage_bot._scheduler import LEASE
+from usage_bot._delivery import LEASE
 from usage_bot._simulator import SimulatedUpstream
 from usage_bot.state.sqlite import SQLiteStore
 

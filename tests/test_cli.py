@@ -9,12 +9,15 @@ concurrently, each case with its own upstream, home and working directory.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -30,6 +33,7 @@ import usage_bot
 from tests.conftest import write_login
 from usage_bot._clock import FakeClock
 from usage_bot._config import DEFAULT_USER_AGENT
+from usage_bot._demo import run_demo
 from usage_bot._simulator import Fault, SimulatedUpstream
 
 # Not shaped like an Anthropic token, so no redactor can hide it: if it shows, it leaked.
@@ -782,7 +786,7 @@ async def test_every_configuration_problem_is_named_at_once(tmp_path: Path) -> N
         )
         assert not upstream.requests
     names = [*(n for n in bad if n != "SLACK_APP_TOKEN"), "USAGE_BOT_LOG_FORMAT"]
-    for result in (check, check_json, doctor):
+    for result in (check, check_json):
         assert result.code == 2, result
         assert_clean(result, secrets=(*SECRETS, bad_slack_token))
         assert result.out == ""
@@ -790,6 +794,13 @@ async def test_every_configuration_problem_is_named_at_once(tmp_path: Path) -> N
             assert name in result.err, f"{name} not named:\n{result}"
         assert f"{len(names)} settings are wrong" in result.err
         assert len(result.err.splitlines()) <= len(names) + 2
+    # doctor lists each as a line of its own, among its other checks, and exits 2.
+    assert doctor.code == 2, doctor
+    assert_clean(doctor, secrets=(*SECRETS, bad_slack_token))
+    failing = [line for line in doctor.out.splitlines() if line.startswith("FAIL  configuration")]
+    assert len(failing) == len(names), doctor
+    for name in names:
+        assert any(name in line for line in failing), f"{name} not named:\n{doctor}"
 
 
 # doctor
@@ -920,6 +931,72 @@ async def test_bare_usage_bot_with_nothing_configured_explains_and_shows_the_dem
     assert "Traceback" not in err.decode()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--speed", "0"),
+        ("--speed", "-5"),
+        ("--speed", "fast"),
+        ("--hours", "-1"),
+        ("--hours", "0"),
+        ("--hours", "100000"),
+    ],
+)
+async def test_the_demo_refuses_arguments_that_make_no_sense(
+    tmp_path: Path, args: tuple[str, str]
+) -> None:
+    machine = new_machine(tmp_path / "m")
+    result = await machine.run("demo", *args, deadline=20)
+    assert result.code == 2, result
+    assert f"argument {args[0]}:" in result.err
+    assert "Traceback" not in result.err
+    assert result.out == ""
+
+
+def test_the_demo_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    machine = new_machine(tmp_path / "m")
+    command = (
+        f"{shlex.quote(sys.executable)} -m usage_bot demo --speed 100000 --hours 12 | head -2; "
+        'echo "exit ${PIPESTATUS[0]}" >&2'
+    )
+    bash = shutil.which("bash")
+    assert bash is not None
+    done = subprocess.run(
+        [bash, "-c", command],
+        env=machine.env,
+        cwd=machine.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert len(done.stdout.splitlines()) == 2
+    assert done.stderr.strip().splitlines()[-1] == "exit 0", done.stderr
+    assert "Error" not in done.stderr, done.stderr
+    assert "cannot reach console" not in done.stderr
+
+
+@pytest.mark.parametrize("width", [40, 100])
+async def test_the_demo_fits_its_terminal_and_wraps_between_words(width: int) -> None:
+    out = io.StringIO()
+    await run_demo(speed=100000, hours=6, out=out, width=width)
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= width
+    words = set(out.getvalue().split())
+    # Wrapped between words: the sentences' words come out whole.
+    for word in ("simulated", "threshold", "accelerated", "configured"):
+        assert not any(w.startswith(word[:5]) and w != word and word.startswith(w) for w in words)
+    # The alerts, each wrapped under its marker.
+    assert any(line.startswith("!  default: 5-hour limit at") for line in lines)
+
+
+async def test_the_demo_keeps_log_lines_off_its_screen(tmp_path: Path) -> None:
+    machine = new_machine(tmp_path / "m", USAGE_BOT_LOG_LEVEL="INFO")
+    result = await machine.run("demo", "--speed", "100000", "--hours", "6")
+    assert result.code == 0, result
+    assert result.err == "", result
+
+
 async def test_version(tmp_path: Path) -> None:
     machine = new_machine(tmp_path / "m")
     runs = [machine.run("--version")]
@@ -948,3 +1025,52 @@ async def usage_bot_script(script: str, *args: str, env: Mapping[str, str], cwd:
     out, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
     assert process.returncode is not None
     return Result(process.returncode, out.decode(), err.decode(), time.monotonic() - started)
+
+
+# A newcomer's typos and half-done setups
+
+
+async def test_a_misspelled_variable_is_named_with_the_nearest_setting(
+    machine: Machine,
+) -> None:
+    machine.env["SLACK_BOT_TOKN"] = SLACK_BOT_TOKEN
+    (machine.cwd / ".env").write_text("USAGE_BOT_THRESHOLD=70\n", encoding="utf-8")
+    doctor = await machine.run("doctor")
+    check = await machine.run("check")
+    for result in (doctor, check):
+        assert "SLACK_BOT_TOKN: no such setting; did you mean SLACK_BOT_TOKEN?" in (
+            result.out + result.err
+        ), result
+        assert "USAGE_BOT_THRESHOLD: no such setting; did you mean USAGE_BOT_THRESHOLDS?" in (
+            result.out + result.err
+        ), result
+        assert_clean(result)
+    assert "All good." not in doctor.out
+    assert check.code == 0, check
+    # Said once: as a doctor line, not also as a log line before it.
+    assert (doctor.out + doctor.err).count("SLACK_BOT_TOKN") == 1
+
+
+async def test_a_half_done_chat_setup_never_stops_check_and_doctor_shows_it_all(
+    machine: Machine,
+) -> None:
+    machine.env["SLACK_BOT_TOKEN"] = SLACK_BOT_TOKEN  # no app token, no signing secret
+    check = await machine.run("check")
+    assert check.code == 0, check
+    assert "Claude usage: default" in check.out
+    assert "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN" in check.err
+    doctor = await machine.run("doctor")
+    assert doctor.code == 2, doctor  # the first check that failed is a setting
+    assert "FAIL  configuration: SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN" in doctor.out
+    # The login and the usage endpoint are checked all the same.
+    assert "ok    default: login" in doctor.out
+    assert "ok    default: usage endpoint" in doctor.out
+    assert_clean(check)
+    assert_clean(doctor)
+
+
+async def test_run_still_refuses_a_half_done_chat_setup(machine: Machine) -> None:
+    machine.env["SLACK_BOT_TOKEN"] = SLACK_BOT_TOKEN
+    result = await machine.run("run")
+    assert result.code == 2, result
+    assert "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN" in result.err

@@ -191,3 +191,53 @@ def test_a_bad_expired_login_alert_delay_names_the_variable_and_the_fix(raw: str
         load_settings({"USAGE_BOT_EXPIRED_LOGIN_ALERT_AFTER": raw}, dotenv_path=None)
     assert "USAGE_BOT_EXPIRED_LOGIN_ALERT_AFTER" in caught.value.message
     assert "24h" in caught.value.message
+
+
+def test_names_of_ours_that_are_no_setting_are_warned_with_the_nearest_one() -> None:
+    settings = load_settings(
+        {
+            "SLACK_BOT_TOKN": "xoxb-1",
+            "DISCORD_GUILD": "1",
+            "USAGE_BOT_POL_SECONDS": "60",
+            "USAGE_BOT_SOMETHING_ELSE": "1",
+            "USAGE_BOT_UID": "1000",  # Compose's, not ours to judge
+            "HOME": "/home/alice",  # not ours at all
+        },
+        dotenv_path=None,
+    )
+    assert settings.warnings == (
+        "DISCORD_GUILD: no such setting; did you mean DISCORD_GUILD_ID?",
+        "SLACK_BOT_TOKN: no such setting; did you mean SLACK_BOT_TOKEN?",
+        "USAGE_BOT_POL_SECONDS: no such setting; did you mean USAGE_BOT_POLL_SECONDS?",
+        "USAGE_BOT_SOMETHING_ELSE: no such setting; it is ignored.",
+    )
+
+
+def test_a_misspelled_variable_in_the_dotenv_file_is_warned_too(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("SLACK_ALERT_CHANEL=C0123456789\n", encoding="utf-8")
+    settings = load_settings({}, dotenv_path=dotenv)
+    assert settings.warnings == (
+        "SLACK_ALERT_CHANEL: no such setting; did you mean SLACK_ALERT_CHANNEL?",
+    )
+
+
+@pytest.mark.parametrize(("strict", "raises"), [("all", True), ("core", False), ("none", False)])
+def test_a_chat_problem_stops_only_what_needs_the_chat(strict: str, raises: bool) -> None:
+    env = {"SLACK_BOT_TOKEN": "xoxb-1-2-3"}
+    if raises:
+        with pytest.raises(ConfigError, match="SLACK_APP_TOKEN"):
+            load_settings(env, dotenv_path=None, strict=strict)  # type: ignore[arg-type]
+        return
+    settings = load_settings(env, dotenv_path=None, strict=strict)  # type: ignore[arg-type]
+    assert len(settings.problems) == 1
+    assert "SLACK_APP_TOKEN" in settings.problems[0]
+
+
+def test_a_core_problem_stops_check_but_not_doctor() -> None:
+    env = {"USAGE_BOT_POLL_SECONDS": "often"}
+    with pytest.raises(ConfigError, match="USAGE_BOT_POLL_SECONDS"):
+        load_settings(env, dotenv_path=None, strict="core")
+    settings = load_settings(env, dotenv_path=None, strict="none")
+    assert settings.upstream.poll_seconds == 180  # its default, while doctor says what is wrong
+    assert "USAGE_BOT_POLL_SECONDS" in settings.problems[0]

@@ -599,6 +599,8 @@ CHECK_CASES = [
         ("SLACK_BOT_TOKEN_FILE=", "is a FIFO (named pipe), not a regular file, so it is not read"),
         prepare=in_file("SLACK_BOT_TOKEN_FILE", fifo),
         env={"SLACK_BOT_TOKEN": ""},  # an empty value is unset: the file alone is set
+        # A chat setting never stops `check` (a warning there); it stops `run` at once.
+        args=("run",),
     ),
     refusal(
         "slack-token-file-dev-zero",
@@ -606,6 +608,7 @@ CHECK_CASES = [
         ("SLACK_BOT_TOKEN_FILE=", "is a link to /dev/zero, a character device"),
         prepare=in_file("SLACK_BOT_TOKEN_FILE", dev_zero),
         env={"SLACK_BOT_TOKEN": ""},
+        args=("run",),
     ),
 ]
 

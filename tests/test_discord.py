@@ -1,5 +1,11 @@
 """The Discord front end: the real discord.py against FakeDiscord, the real usage service
-against the simulated upstream."""
+against the simulated upstream.
+
+Only what is Discord's own is here: an interaction in and the answer out (deferred or at
+once, ephemeral or not), the command's registration, the gateway, the alert destinations
+and how Discord's errors read, doctor. What the command decides is the grammar's, tested
+in tests/test_command_discord_cases.py without Discord.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,8 @@ import contextlib
 import gc
 import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
@@ -29,31 +37,28 @@ from typing import Any
 import pytest
 
 from tests.conftest import write_login
-from usage_bot._app import Core, build_core
+from usage_bot._app import DESTINATIONS
 from usage_bot._clock import FakeClock
 from usage_bot._config import Secret, Settings
-from usage_bot._exceptions import DeliveryError, UsageBotError
+from usage_bot._core import Core, build_core
+from usage_bot._events import NO_OBSERVER, CommandAnswered, Observer, Recorder
+from usage_bot._exceptions import DeliveryError, FrontEndFailed
 from usage_bot._notify import AlertMessage, Notifier
 from usage_bot._service import UsageService
 from usage_bot._simulator import SimulatedUpstream
-from usage_bot.frontends import CommandListener
-from usage_bot.frontends.discord import (
-    SYNC_STATE_KEY,
+from usage_bot._texts import FAILED, refused
+from usage_bot.frontends import CommandCore
+from usage_bot.frontends.discord.app import DiscordFrontEnd
+from usage_bot.frontends.discord.doctor import doctor_checks
+from usage_bot.frontends.discord.notify import (
+    ERRORS,
+    Answered,
     DiscordChannelNotifier,
-    DiscordFrontEnd,
     DiscordWebhookNotifier,
-    KeyValueStore,
-    command_fingerprint,
-    discord_notifiers,
-    doctor_checks,
-    refusal,
+    Target,
+    delivery_error,
 )
-from usage_bot.frontends.discord_render import (
-    FAILED,
-    REFUSED_CHANNEL,
-    REFUSED_DM,
-    REFUSED_GUILD,
-)
+from usage_bot.frontends.discord.sync import SYNC_STATE_KEY, KeyValue, command_fingerprint
 from usage_bot.state.sqlite import SQLiteStore
 
 EPHEMERAL = 64
@@ -64,35 +69,8 @@ INVITE = (
     "&scope=bot+applications.commands&permissions=19456"
 )
 PUT_GLOBAL = "PUT /applications/{id}/commands"
-PUT_GUILD = "PUT /applications/{id}/guilds/{id}/commands"
 POST_MESSAGE = "POST /channels/{id}/messages"
 POST_WEBHOOK = "POST /webhooks/{id}/{token}"
-
-
-class MemoryStore:
-    """The state store's two small methods, in a dict."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get_value(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def set_value(self, key: str, value: str) -> None:
-        self.values[key] = value
-
-
-class AsyncMemoryStore:
-    """The same with ``async`` methods, as the SQLite store has them."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    async def get_value(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    async def set_value(self, key: str, value: str) -> None:
-        self.values[key] = value
 
 
 @pytest.fixture(autouse=True)
@@ -107,6 +85,14 @@ async def fake() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as fake:
         with point_discord_at(fake):
             yield fake
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    """The bot's state, where the front end remembers its last command sync."""
+    opened = await SQLiteStore.open(tmp_path / "discord-state.sqlite3")
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture
@@ -127,25 +113,35 @@ def settings_for(
     return make
 
 
+def front_end(
+    settings: Settings,
+    service: UsageService,
+    clock: FakeClock,
+    store: KeyValue,
+    observer: Observer = NO_OBSERVER,
+) -> DiscordFrontEnd:
+    return DiscordFrontEnd(
+        settings.discord,
+        commands=CommandCore(service=service, clock=clock),
+        clock=clock,
+        store=store,
+        observer=observer,
+        guild_ready_timeout=0.01,
+    )
+
+
 @contextlib.asynccontextmanager
 async def running(
     fake: FakeDiscord,
     settings: Settings,
     clock: FakeClock,
+    store: KeyValue,
     *,
-    store: KeyValueStore | None = None,
     service: UsageService | None = None,
-    on_command: CommandListener | None = None,
+    observer: Observer = NO_OBSERVER,
 ) -> AsyncIterator[tuple[DiscordFrontEnd, Core]]:
     core = build_core(settings, clock=clock)
-    front = DiscordFrontEnd(
-        settings,
-        service or core.service,
-        clock=clock,
-        store=store,
-        guild_ready_timeout=0.01,
-        on_command=on_command,
-    )
+    front = front_end(settings, service or core.service, clock, store, observer)
     try:
         await front.start()
         await fake.wait_until_ready()
@@ -162,6 +158,13 @@ async def command(fake: FakeDiscord, **options: object) -> tuple[InteractionCall
     return callback, time.monotonic() - started
 
 
+async def eventually(condition: Callable[[], bool], *, within: float = 2) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.01)
+
+
 def field_names(embed: dict[str, Any]) -> list[str]:
     return [field["name"] for field in embed.get("fields", [])]
 
@@ -174,9 +177,9 @@ def unix(moment: datetime) -> int:
 
 
 async def test_command_answers_at_once_from_the_cache_with_every_limit(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
+    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock, store: KeyValue
 ) -> None:
-    async with running(fake, settings_for(), clock) as (_, core):
+    async with running(fake, settings_for(), clock, store) as (_, core):
         usage = await core.service.get("default")
         callback, took = await command(fake)
 
@@ -196,33 +199,30 @@ async def test_command_answers_at_once_from_the_cache_with_every_limit(
     assert fake.identifies[0]["intents"] == 1  # guilds only: no privileged intent
 
 
-async def test_every_answer_is_reported_for_the_metrics(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
+async def test_every_answer_is_told_to_the_observer(
+    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock, store: KeyValue
 ) -> None:
-    heard: list[tuple[str, float]] = []
-    both = asyncio.Event()
-
-    def listen(outcome: str, seconds: float) -> None:
-        heard.append((outcome, seconds))
-        if len(heard) == 2:
-            both.set()
-
+    heard = Recorder()
     settings = settings_for(DISCORD_ALLOWED_CHANNELS=str(CHANNEL_ID))
-    async with running(fake, settings, clock, on_command=listen):
+    async with running(fake, settings, clock, store, observer=heard):
         await command(fake)
         await fake.wait_until(lambda: len(fake.followups) == 1)
         await fake.dispatch_command("claude-usage", channel_id=OTHER_CHANNEL)
-        # The bot reports after its answer is sent, so the fake sees nothing to wake on.
-        await asyncio.wait_for(both.wait(), timeout=3)
+        # The bot tells the observer after its answer is sent: the fake sees nothing to wake on.
+        await eventually(lambda: len(heard.of(CommandAnswered)) == 2)
 
-    assert [outcome for outcome, _ in heard] == ["ok", "refused"]
-    assert all(0 <= seconds < 3 for _, seconds in heard)
+    answered = heard.of(CommandAnswered)
+    assert [(a.platform, a.outcome) for a in answered] == [
+        ("discord", "ok"),
+        ("discord", "refused"),
+    ]
+    assert all(0 <= a.seconds < 3 for a in answered)
 
 
 async def test_share_answers_publicly(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
+    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock, store: KeyValue
 ) -> None:
-    async with running(fake, settings_for(), clock) as (_, core):
+    async with running(fake, settings_for(), clock, store) as (_, core):
         await core.service.get("default")
         callback, _ = await command(fake, share=True)
 
@@ -235,10 +235,11 @@ async def test_a_cold_cache_and_a_slow_upstream_defer_then_follow_up(
     fake: FakeDiscord,
     settings_for: Callable[..., Settings],
     clock: FakeClock,
+    store: KeyValue,
     upstream: SimulatedUpstream,
 ) -> None:
     upstream.latency = 0.3
-    async with running(fake, settings_for(), clock):
+    async with running(fake, settings_for(), clock, store):
         callback, took = await command(fake)
         await fake.wait_until(lambda: len(fake.followups) == 1)
 
@@ -250,9 +251,9 @@ async def test_a_cold_cache_and_a_slow_upstream_defer_then_follow_up(
 
 
 async def test_a_shared_deferred_answer_follows_up_publicly(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
+    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock, store: KeyValue
 ) -> None:
-    async with running(fake, settings_for(), clock):
+    async with running(fake, settings_for(), clock, store):
         callback, _ = await command(fake, share=True)
         await fake.wait_until(lambda: len(fake.followups) == 1)
 
@@ -264,9 +265,10 @@ async def test_upstream_rate_limit_still_answers_with_the_last_values_and_their_
     fake: FakeDiscord,
     settings_for: Callable[..., Settings],
     clock: FakeClock,
+    store: KeyValue,
     upstream: SimulatedUpstream,
 ) -> None:
-    async with running(fake, settings_for(), clock) as (_, core):
+    async with running(fake, settings_for(), clock, store) as (_, core):
         await core.service.get("default")
         clock.advance(120)
         upstream.fail(
@@ -297,22 +299,32 @@ def two_accounts(tmp_path: Path, clock: FakeClock) -> str:
     return f"alice={tmp_path / 'alice'},bob={tmp_path / 'bob'}"
 
 
-async def test_several_accounts_one_account_and_autocomplete(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock, two_accounts: str
+async def test_the_options_mean_the_grammars_words_and_autocomplete_offers_accounts(
+    fake: FakeDiscord,
+    settings_for: Callable[..., Settings],
+    clock: FakeClock,
+    store: KeyValue,
+    two_accounts: str,
 ) -> None:
     settings = settings_for(USAGE_BOT_ACCOUNTS=two_accounts)
-    async with running(fake, settings, clock) as (_, core):
+    async with running(fake, settings, clock, store) as (_, core):
         await core.service.get_all()
         everyone, _ = await command(fake)
         bob, _ = await command(fake, account="BOB")
         nobody, _ = await command(fake, account="carol")
+        asked, _ = await command(fake, account="help")
         typed = await fake.dispatch_autocomplete("claude-usage", focused="account", value="li")
         blank = await fake.dispatch_autocomplete("claude-usage", focused="account", value="")
 
     assert [e["title"] for e in everyone.embeds] == ["Claude usage: alice", "Claude usage: bob"]
     assert [e["title"] for e in bob.embeds] == ["Claude usage: bob"]
-    assert (nobody.type, nobody.flags, nobody.embeds) == (4, EPHEMERAL, [])
-    assert nobody.content == "There is no account named carol; the accounts are: alice, bob."
+    # An unknown account gets the grammar's help, as an unknown word does everywhere.
+    assert (nobody.type, nobody.flags, nobody.content) == (4, EPHEMERAL, "")
+    [help_embed] = nobody.embeds
+    lines = help_embed["description"].splitlines()
+    assert lines[0] == "I don't understand `carol`."
+    assert lines[-1] == "Accounts: `alice`, `bob`."
+    assert asked.embeds[0]["description"] == "\n".join(lines[1:])
     assert typed.type == 8
     assert typed.choices == [{"name": "alice", "value": "alice"}]
     assert [c["value"] for c in blank.choices] == ["alice", "bob"]
@@ -329,12 +341,13 @@ async def test_any_failure_still_answers_in_one_sentence(
     fake: FakeDiscord,
     settings_for: Callable[..., Settings],
     clock: FakeClock,
+    store: KeyValue,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = settings_for()
     core = build_core(settings, clock=clock)
     broken = BrokenService(loaders=core.loaders, client=core.client, clock=clock)
-    async with running(fake, settings, clock, service=broken):
+    async with running(fake, settings, clock, store, service=broken):
         callback, took = await command(fake)
     await core.aclose()
 
@@ -343,14 +356,34 @@ async def test_any_failure_still_answers_in_one_sentence(
     assert "answering /claude-usage failed" in caplog.text
 
 
+async def test_a_defer_that_discord_refuses_still_answers_in_one_sentence(
+    fake: FakeDiscord,
+    settings_for: Callable[..., Settings],
+    clock: FakeClock,
+    store: KeyValue,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The report under way is dropped cleanly (warnings are errors: an un-awaited
+    follow-up would fail the test), and the user still hears why."""
+    fake.fail("POST /interactions/{id}/{token}/callback", status=404, code=10062)
+    async with running(fake, settings_for(), clock, store):
+        callback, _ = await command(fake)
+    gc.collect()
+
+    assert (callback.type, callback.flags, callback.content) == (4, EPHEMERAL, FAILED)
+    assert fake.followups == []
+    assert "answering /claude-usage failed" in caplog.text
+
+
 async def test_stop_finishes_answers_under_way(
     fake: FakeDiscord,
     settings_for: Callable[..., Settings],
     clock: FakeClock,
+    store: KeyValue,
     upstream: SimulatedUpstream,
 ) -> None:
     upstream.latency = 0.3
-    async with running(fake, settings_for(), clock) as (front, _):
+    async with running(fake, settings_for(), clock, store) as (front, _):
         callback, _ = await command(fake)
         await front.stop()  # while the report is still on its way
 
@@ -359,32 +392,41 @@ async def test_stop_finishes_answers_under_way(
     assert front.healthy() is False
 
 
-# -- access lists ------------------------------------------------------------------------
+# -- where the command is used: Discord's ids as the grammar's caller ---------------------
 
 
 @pytest.mark.parametrize(
     ("env", "where", "said"),
     [
-        ({"DISCORD_ALLOWED_GUILDS": str(OTHER_GUILD)}, {"guild_id": GUILD_ID}, REFUSED_GUILD),
-        ({"DISCORD_ALLOWED_GUILDS": str(GUILD_ID)}, {"guild_id": None}, REFUSED_DM),
+        (
+            {"DISCORD_ALLOWED_GUILDS": str(OTHER_GUILD)},
+            {"guild_id": GUILD_ID},
+            refused("server", "discord"),
+        ),
+        (
+            {"DISCORD_ALLOWED_GUILDS": str(GUILD_ID)},
+            {"guild_id": None},
+            refused("direct_message", "discord"),
+        ),
         (
             {"DISCORD_ALLOWED_CHANNELS": str(CHANNEL_ID)},
             {"guild_id": GUILD_ID, "channel_id": OTHER_CHANNEL},
-            REFUSED_CHANNEL,
+            refused("channel", "discord"),
         ),
     ],
     ids=["other server", "direct message", "other channel"],
 )
-async def test_access_lists_refuse_politely_elsewhere(
+async def test_a_refusal_is_private_and_autocomplete_offers_nothing(
     fake: FakeDiscord,
     settings_for: Callable[..., Settings],
     clock: FakeClock,
+    store: KeyValue,
     upstream: SimulatedUpstream,
     env: dict[str, str],
     where: dict[str, Any],
     said: str,
 ) -> None:
-    async with running(fake, settings_for(**env), clock):
+    async with running(fake, settings_for(**env), clock, store):
         callback = await fake.dispatch_command("claude-usage", options={"share": True}, **where)
         choices = await fake.dispatch_autocomplete(
             "claude-usage", focused="account", value="", **where
@@ -396,81 +438,75 @@ async def test_access_lists_refuse_politely_elsewhere(
     assert upstream.requests == []
 
 
-async def test_access_lists_let_the_allowed_place_in(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
+async def test_a_thread_is_judged_by_the_channel_it_is_in(
+    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock, store: KeyValue
 ) -> None:
     env = {"DISCORD_ALLOWED_GUILDS": str(GUILD_ID), "DISCORD_ALLOWED_CHANNELS": str(CHANNEL_ID)}
-    async with running(fake, settings_for(**env), clock) as (_, core):
+    async with running(fake, settings_for(**env), clock, store) as (_, core):
         await core.service.get("default")
-        callback = await fake.dispatch_command("claude-usage")
+        inside = fake.add_thread(parent_id=CHANNEL_ID)
+        elsewhere = fake.add_thread(parent_id=OTHER_CHANNEL)
+        in_channel = await fake.dispatch_command("claude-usage")
+        in_thread = await fake.dispatch_command("claude-usage", channel_id=inside)
+        in_other_thread = await fake.dispatch_command("claude-usage", channel_id=elsewhere)
 
-    assert callback.embeds[0]["title"] == "Claude usage: default"
-
-
-def test_a_thread_counts_as_its_channel(settings_for: Callable[..., Settings]) -> None:
-    settings = settings_for(DISCORD_ALLOWED_CHANNELS=str(CHANNEL_ID))
-
-    assert (
-        refusal(settings, guild_id=GUILD_ID, channel_id=OTHER_CHANNEL, parent_id=CHANNEL_ID) is None
-    )
-    assert refusal(settings, guild_id=GUILD_ID, channel_id=OTHER_CHANNEL, parent_id=None) == (
-        REFUSED_CHANNEL
-    )
+    assert in_channel.embeds[0]["title"] == "Claude usage: default"
+    assert in_thread.embeds[0]["title"] == "Claude usage: default"
+    assert in_other_thread.content == refused("channel", "discord")
 
 
 # -- command registration ----------------------------------------------------------------
 
 
 async def test_first_start_syncs_and_an_unchanged_restart_does_not(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
+    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock, store: KeyValue
 ) -> None:
-    store = MemoryStore()
     settings = settings_for()
-    async with running(fake, settings, clock, store=store):
+    async with running(fake, settings, clock, store):
         pass
-    async with running(fake, settings, clock, store=store):
+    async with running(fake, settings, clock, store):
         callback, _ = await command(fake)  # the command registered the first time still works
 
     assert [(s.guild_id, s.names) for s in fake.command_syncs] == [(None, ["claude-usage"])]
     options = {o["name"]: o for o in fake.command_syncs[0].commands[0]["options"]}
     assert (options["share"]["type"], options["account"]["type"]) == (5, 3)
     assert options["account"]["autocomplete"] is True
-    assert json.loads(store.values[SYNC_STATE_KEY])["scope"] == "global"
+    record = json.loads(await store.get_value(SYNC_STATE_KEY) or "{}")
+    assert record["scope"] == "global"
+    # The fingerprint is of the definition as Discord got it.
+    sent = fake.command_syncs[0].commands
+    assert record["hash"] == command_fingerprint(sent, application_id=APPLICATION_ID)
     assert callback.type in (4, 5)
 
 
 async def test_a_changed_definition_syncs_again(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
+    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock, store: KeyValue
 ) -> None:
-    store = MemoryStore()
     settings = settings_for()
-    async with running(fake, settings, clock, store=store) as (front, _):
-        payload = front.command_payload()
+    async with running(fake, settings, clock, store):
+        pass
+    sent = fake.command_syncs[0].commands
     # What an older version with another description would have left behind.
-    older = [{**payload[0], "description": "Show the quota"}]
-    record = json.loads(store.values[SYNC_STATE_KEY])
+    older = [{**sent[0], "description": "Show the quota"}]
+    record = json.loads(await store.get_value(SYNC_STATE_KEY) or "{}")
     record["hash"] = command_fingerprint(older, application_id=APPLICATION_ID)
-    store.values[SYNC_STATE_KEY] = json.dumps(record)
+    await store.set_value(SYNC_STATE_KEY, json.dumps(record))
 
-    async with running(fake, settings, clock, store=store):
+    async with running(fake, settings, clock, store):
         pass
 
     assert len(fake.command_syncs) == 2
-    assert command_fingerprint(older, application_id=APPLICATION_ID) != command_fingerprint(
-        payload, application_id=APPLICATION_ID
-    )
-    assert command_fingerprint(payload, application_id=APPLICATION_ID) != command_fingerprint(
-        payload, application_id=APPLICATION_ID + 1
+    assert command_fingerprint(sent, application_id=APPLICATION_ID) != command_fingerprint(
+        sent, application_id=APPLICATION_ID + 1
     )
 
 
 async def test_guild_sync_and_moving_back_to_global_removes_the_guild_command(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
+    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock, store: KeyValue
 ) -> None:
-    store = AsyncMemoryStore()
-    async with running(fake, settings_for(DISCORD_GUILD_ID=str(GUILD_ID)), clock, store=store):
+    async with running(fake, settings_for(DISCORD_GUILD_ID=str(GUILD_ID)), clock, store):
         callback = await fake.dispatch_command("claude-usage", guild_id=GUILD_ID)
-    async with running(fake, settings_for(), clock, store=store):
+    async with running(fake, settings_for(), clock, store):
         pass
 
     assert callback.type in (4, 5)
@@ -481,39 +517,42 @@ async def test_guild_sync_and_moving_back_to_global_removes_the_guild_command(
     ]
 
 
-async def test_the_state_store_remembers_the_sync(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock, tmp_path: Path
+async def test_a_new_state_syncs_and_a_state_that_cannot_be_used_costs_only_a_sync(
+    fake: FakeDiscord,
+    settings_for: Callable[..., Settings],
+    clock: FakeClock,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = settings_for()
-    for _ in range(2):
-        store = await SQLiteStore.open(tmp_path / "state.sqlite3")
+    for name in ("first", "second"):
+        fresh = await SQLiteStore.open(tmp_path / f"{name}.sqlite3")
         try:
-            async with running(fake, settings, clock, store=store):
+            async with running(fake, settings, clock, fresh):
                 pass
         finally:
-            await store.close()
+            await fresh.close()
+    closed = await SQLiteStore.open(tmp_path / "first.sqlite3")
+    await closed.close()
+    async with running(fake, settings, clock, closed):
+        pass  # started, whatever the state said
 
-    assert len(fake.command_syncs) == 1
-
-
-async def test_without_a_store_every_start_syncs(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
-) -> None:
-    for _ in range(2):
-        async with running(fake, settings_for(), clock):
-            pass
-
-    assert len(fake.requests_to(PUT_GLOBAL)) == 2
+    assert len(fake.requests_to(PUT_GLOBAL)) == 3
+    assert "cannot read the last command sync (The state store is closed.)" in caplog.text
+    assert "cannot remember the command sync" in caplog.text
 
 
 async def test_a_guild_the_bot_is_not_in_stops_start_with_the_fix(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
+    fake: FakeDiscord,
+    settings_for: Callable[..., Settings],
+    clock: FakeClock,
+    store: KeyValue,
 ) -> None:
     settings = settings_for(DISCORD_GUILD_ID=str(OTHER_GUILD))
     core = build_core(settings, clock=clock)
-    front = DiscordFrontEnd(settings, core.service, clock=clock, guild_ready_timeout=0.01)
+    front = front_end(settings, core.service, clock, store)
 
-    with pytest.raises(UsageBotError) as raised:
+    with pytest.raises(FrontEndFailed) as raised:
         await front.start()
     await core.aclose()
 
@@ -524,7 +563,7 @@ async def test_a_guild_the_bot_is_not_in_stops_start_with_the_fix(
 
 
 async def test_a_rejected_token_stops_start_with_the_fix(
-    settings_for: Callable[..., Settings], clock: FakeClock
+    settings_for: Callable[..., Settings], clock: FakeClock, store: KeyValue
 ) -> None:
     async with FakeDiscord(bot_token="the-right-one") as fake:
         with point_discord_at(fake):
@@ -532,8 +571,8 @@ async def test_a_rejected_token_stops_start_with_the_fix(
                 DISCORD_API_BASE_URL=fake.api_url, DISCORD_GATEWAY_URL=fake.gateway_url
             )
             core = build_core(settings, clock=clock)
-            front = DiscordFrontEnd(settings, core.service, clock=clock)
-            with pytest.raises(UsageBotError) as raised:
+            front = front_end(settings, core.service, clock, store)
+            with pytest.raises(FrontEndFailed) as raised:
                 await front.start()
             await core.aclose()
 
@@ -542,17 +581,10 @@ async def test_a_rejected_token_stops_start_with_the_fix(
     assert BOT_TOKEN not in raised.value.message
 
 
-async def eventually(condition: Callable[[], bool], *, within: float = 2) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        await asyncio.sleep(0.01)
-
-
 async def test_healthy_while_connected_and_after_a_resume(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
+    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock, store: KeyValue
 ) -> None:
-    async with running(fake, settings_for(), clock) as (front, _):
+    async with running(fake, settings_for(), clock, store) as (front, _):
         await eventually(front.healthy)
         await fake.drop_gateway()
         await fake.wait_until_ready()  # resumed
@@ -586,6 +618,11 @@ def channel_notifier(fake: FakeDiscord, channel_id: int = CHANNEL_ID) -> Discord
 
 def webhook_notifier(fake: FakeDiscord, url: str | None = None) -> DiscordWebhookNotifier:
     return DiscordWebhookNotifier(url=Secret(url or fake.webhook_url), api_base_url=fake.api_url)
+
+
+def destinations(settings: Settings) -> list[Notifier]:
+    """The alert destinations the composition root builds for ``settings``."""
+    return [entry.build(settings) for entry in DESTINATIONS if entry.wanted(settings)]
 
 
 async def deliver(notifier: Notifier, message: AlertMessage) -> list[DeliveryError]:
@@ -688,14 +725,14 @@ async def test_an_unknown_channel_and_a_rejected_token_are_not_retryable(
     rejected = DiscordChannelNotifier(
         token=Secret("a-revoked-token"), channel_id=CHANNEL_ID, api_base_url=fake.api_url
     )
-    with pytest.raises(DeliveryError) as refused:
+    with pytest.raises(DeliveryError) as refused_post:
         await rejected.post(alert())
 
     assert unknown.value.retryable is False
     assert "check DISCORD_ALERT_CHANNEL_ID" in unknown.value.message
-    assert refused.value.retryable is False
-    assert "Discord rejected DISCORD_BOT_TOKEN (401" in refused.value.message
-    assert "a-revoked-token" not in refused.value.message
+    assert refused_post.value.retryable is False
+    assert "Discord rejected DISCORD_BOT_TOKEN (401" in refused_post.value.message
+    assert "a-revoked-token" not in refused_post.value.message
 
 
 async def test_a_deleted_webhook_is_not_retryable_and_says_make_a_new_one(
@@ -726,6 +763,21 @@ async def test_a_server_error_is_retryable_at_once(fake: FakeDiscord, where: str
     assert raised.value.retryable is True
     assert "HTTP 500" in raised.value.message
     assert len(fake.requests_to(route)) == 1
+
+
+@pytest.mark.parametrize("target", ["channel", "webhook"])
+def test_every_answer_discord_can_give_becomes_one_sentence(target: Target) -> None:
+    """Each status, with and without each code the table names, finds a row; only 429 and
+    5xx are retryable; a wait is honoured up to an hour."""
+    codes = {0, *(code for row in ERRORS for code in row.codes)}
+    for status in range(300, 600):
+        for code in codes:
+            body = json.dumps({"code": code, "message": "Something {odd}", "retry_after": 1e9})
+            error = delivery_error(target, "somewhere", Answered(status, body, {}))
+            assert error.retryable is (status == 429 or status >= 500)
+            assert error.message.endswith(".")
+            assert "{" not in error.message.replace("{odd}", "")
+            assert error.retry_after in (None, 3600.0)
 
 
 async def test_an_unreachable_or_silent_discord_is_retryable() -> None:
@@ -764,33 +816,28 @@ async def test_an_unreachable_or_silent_discord_is_retryable() -> None:
     assert WEBHOOK_TOKEN not in unreachable.value.message
 
 
-def test_notifiers_for_a_webhook_only_setup(make_settings: Callable[..., Settings]) -> None:
-    url = f"https://discord.com/api/webhooks/{CHANNEL_ID}/{WEBHOOK_TOKEN}"
-
-    only_webhook = discord_notifiers(make_settings(DISCORD_WEBHOOK_URL=url))
-    both = discord_notifiers(
-        make_settings(
-            DISCORD_WEBHOOK_URL=url,
-            DISCORD_BOT_TOKEN=BOT_TOKEN,
-            DISCORD_ALERT_CHANNEL_ID=str(CHANNEL_ID),
-        )
+def test_the_notifiers_load_no_discord_py() -> None:
+    """A webhook-only setup must not pay for discord.py: neither the notifiers' module nor
+    the destinations the composition root builds for it import it."""
+    program = """
+import sys
+import usage_bot.frontends.discord.notify
+assert "discord" not in sys.modules, "notify imported discord"
+from usage_bot._app import DESTINATIONS
+from usage_bot._config import load_settings
+settings = load_settings(
+    {"DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/123456789012345678/abc"},
+    dotenv_path=None,
+)
+built = [entry.build(settings) for entry in DESTINATIONS if entry.wanted(settings)]
+assert [n.name for n in built] == ["discord-webhook"], built
+assert "discord" not in sys.modules, "building the destinations imported discord"
+"""
+    ran = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
     )
 
-    assert [n.name for n in only_webhook] == ["discord-webhook"]
-    assert [n.name for n in both] == [f"discord:{CHANNEL_ID}", "discord-webhook"]
-    assert discord_notifiers(make_settings()) == []
-
-
-async def test_the_front_end_offers_the_configured_destinations(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
-) -> None:
-    settings = settings_for(DISCORD_ALERT_CHANNEL_ID=str(CHANNEL_ID))
-    async with running(fake, settings, clock) as (front, _):
-        [notifier] = front.notifiers()
-        await notifier.post(alert())
-
-    assert notifier.name == f"discord:{CHANNEL_ID}"
-    assert len(fake.channel_messages) == 1
+    assert ran.returncode == 0, ran.stderr
 
 
 # -- doctor ------------------------------------------------------------------------------
@@ -803,7 +850,7 @@ async def test_doctor_with_a_good_token_shows_the_bot_and_the_invite_url(
         DISCORD_ALERT_CHANNEL_ID=str(CHANNEL_ID), DISCORD_WEBHOOK_URL=fake.webhook_url
     )
 
-    results = {r.name: r for r in await doctor_checks(settings)}
+    results = {r.name: r for r in await doctor_checks(settings.discord)}
 
     assert [(name, r.verdict) for name, r in results.items()] == [
         ("discord: bot token", "ok"),
@@ -821,13 +868,13 @@ async def test_doctor_with_a_good_token_shows_the_bot_and_the_invite_url(
 
 
 async def test_doctor_sees_the_registered_command_in_the_guild(
-    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock
+    fake: FakeDiscord, settings_for: Callable[..., Settings], clock: FakeClock, store: KeyValue
 ) -> None:
     settings = settings_for(DISCORD_GUILD_ID=str(GUILD_ID))
-    async with running(fake, settings, clock):
+    async with running(fake, settings, clock, store):
         pass
 
-    [*_, check, channel] = await doctor_checks(settings)
+    [*_, check, channel] = await doctor_checks(settings.discord)
 
     assert (check.verdict, check.detail) == (
         "ok",
@@ -847,7 +894,7 @@ async def test_doctor_says_what_to_fix(
         DISCORD_WEBHOOK_URL=fake.webhook_url.replace(WEBHOOK_TOKEN, "y" * 68),
     )
 
-    results = {r.name: r for r in await doctor_checks(settings)}
+    results = {r.name: r for r in await doctor_checks(settings.discord)}
 
     assert results["discord: command"].verdict == "fail"
     assert "add the bot to that server" in (results["discord: command"].fix or "")
@@ -861,7 +908,7 @@ async def test_doctor_with_a_rejected_token(settings_for: Callable[..., Settings
     async with FakeDiscord(bot_token="the-right-one") as fake:
         with point_discord_at(fake):
             settings = settings_for(DISCORD_API_BASE_URL=fake.api_url)
-            [check] = await doctor_checks(settings)
+            [check] = await doctor_checks(settings.discord)
 
     assert (check.name, check.verdict) == ("discord: bot token", "fail")
     assert check.fix is not None
@@ -870,7 +917,7 @@ async def test_doctor_with_a_rejected_token(settings_for: Callable[..., Settings
 
 
 async def test_doctor_without_discord_says_nothing(make_settings: Callable[..., Settings]) -> None:
-    assert await doctor_checks(make_settings()) == []
+    assert await doctor_checks(make_settings().discord) == []
 
 
 # -- secrets -----------------------------------------------------------------------------
@@ -880,26 +927,28 @@ async def test_no_token_or_webhook_url_in_any_log_line_or_message(
     fake: FakeDiscord,
     settings_for: Callable[..., Settings],
     clock: FakeClock,
+    store: KeyValue,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     settings = settings_for(
         DISCORD_ALERT_CHANNEL_ID=str(CHANNEL_ID), DISCORD_WEBHOOK_URL=fake.webhook_url
     )
-    async with running(fake, settings, clock) as (front, _):
+    notifiers = destinations(settings)
+    async with running(fake, settings, clock, store):
         await command(fake)
         await fake.wait_until(lambda: len(fake.followups) == 1)
         await command(fake, share=True)
-        for notifier in front.notifiers():
+        for notifier in notifiers:
             await notifier.post(alert())
         fake.fail(POST_WEBHOOK, status=429)
         fake.fail(POST_MESSAGE, status=403)
         errors = []
-        for notifier in front.notifiers():
+        for notifier in notifiers:
             with pytest.raises(DeliveryError) as raised:
                 await notifier.post(alert())
             errors.append(raised.value.message)
-    checks = await doctor_checks(settings)
+    checks = await doctor_checks(settings.discord)
 
     said = [
         caplog.text,
@@ -909,6 +958,7 @@ async def test_no_token_or_webhook_url_in_any_log_line_or_message(
         json.dumps([m.message for m in fake.followups + fake.channel_messages]),
         json.dumps([m.message for m in fake.webhook_messages]),
     ]
+    assert [n.name for n in notifiers] == [f"discord:{CHANNEL_ID}", "discord-webhook"]
     assert len(fake.channel_messages) == len(fake.webhook_messages) == 1
     assert "discord.http" in caplog.text  # discord.py's own DEBUG lines were captured
     for text in said:

@@ -1,4 +1,9 @@
-"""Discord embeds for reports and alerts: every response shape, within Discord's limits."""
+"""Discord embeds for replies and alerts: every response shape, within Discord's limits.
+
+The renderer makes Discord's JSON; the tests read it back through discord.py
+(``discord.Embed.from_dict``), as the front end sends it, so that discord.py's own view
+of an embed (its length, its fields) is the judge.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +23,35 @@ from usage_bot._exceptions import CredentialsExpired, RateLimited
 from usage_bot._model import AccountUsage, parse_usage
 from usage_bot._notify import AlertMessage
 from usage_bot._report import AccountReport, ReportRow, build_report
-from usage_bot.frontends.discord_render import (
+from usage_bot._texts import FETCHING, HELP_LINES, refused
+from usage_bot.frontends import Reply
+from usage_bot.frontends.discord import render
+from usage_bot.frontends.discord.render import (
     COLOURS,
     NO_DATA_COLOUR,
     RESET_COLOUR,
-    render_alert,
-    render_compact,
-    render_reports,
+    as_options,
+    embed_size,
+    escape_markdown,
+    render_reply,
     timestamp,
 )
 
 NOW = datetime(2026, 7, 19, 1, 2, 3, tzinfo=UTC)
 SESSION_RESET = "2026-07-19T03:39:59.570750+00:00"
 WEEK_RESET = "2026-07-24T17:00:00Z"
+
+
+def render_reports(reports: list[AccountReport]) -> list[discord.Embed]:
+    return [discord.Embed.from_dict(embed) for embed in render.render_reports(reports)]
+
+
+def render_compact(reports: list[AccountReport]) -> discord.Embed:
+    return discord.Embed.from_dict(render.render_compact(reports))
+
+
+def render_alert(message: AlertMessage) -> discord.Embed:
+    return discord.Embed.from_dict(render.render_alert(message))
 
 
 def assert_fits(embeds: list[discord.Embed]) -> None:
@@ -421,3 +442,82 @@ def test_an_expired_login_reads_as_a_state_of_rest_in_the_footer() -> None:
         "Last known values, from 2 min ago. The login expired then; Claude Code has not run "
         "on this machine since."
     )
+
+
+# -- replies -------------------------------------------------------------------------------
+
+
+def test_a_usage_reply_is_its_embeds_private_unless_shared() -> None:
+    reports = (report(FLAT, name="alice"), report(LISTED, name="bob"))
+
+    private = render_reply(Reply("usage", reports=reports))
+    shared = render_reply(Reply("usage", visibility="channel", reports=reports))
+
+    assert private.ephemeral is True
+    assert shared.ephemeral is False
+    assert private.content == shared.content == ""
+    assert [e["title"] for e in private.embeds] == ["Claude usage: alice", "Claude usage: bob"]
+    assert private.embeds == shared.embeds
+
+
+def test_a_notice_is_one_private_sentence_without_embeds() -> None:
+    said = render_reply(Reply("notice", text=refused("server", "discord"), refused=True))
+
+    assert (said.content, said.embeds, said.ephemeral) == (
+        refused("server", "discord"),
+        (),
+        True,
+    )
+    assert render_reply(Reply("notice", text=FETCHING)).content == FETCHING
+
+
+def test_the_help_says_what_was_not_understood_and_shows_discords_options() -> None:
+    shown = render_reply(Reply("help", not_understood="ca`rol", accounts=("alice", "bob")))
+
+    [embed] = shown.embeds
+    assert_fits([discord.Embed.from_dict(embed)])
+    lines = embed["description"].splitlines()
+    assert lines[0] == "I don't understand `ca'rol`."
+    assert lines[1].startswith("`/claude-usage` shows how much")
+    # The grammar's lines, each in the options a Discord user picks.
+    assert len(lines[2:-1]) == len(HELP_LINES)
+    assert lines[2:-1] == [
+        "`/claude-usage`: the report, only for you",
+        "`/claude-usage share:True`: the report, posted in this channel",
+        "`/claude-usage account:NAME`: one account in full (also `share:True account:NAME`)",
+        "`/claude-usage account:help`: this help",
+    ]
+    assert lines[-1] == "Accounts: `alice`, `bob`."
+    assert (shown.content, shown.ephemeral) == ("", True)
+
+
+def test_the_grammars_words_as_discords_options() -> None:
+    assert as_options("") == ""
+    assert as_options("share") == "share:True"
+    assert as_options("NAME") == "account:NAME"
+    assert as_options("share NAME") == "share:True account:NAME"
+    assert as_options("help") == "account:help"
+
+
+def test_a_help_for_one_account_lists_none() -> None:
+    [embed] = render_reply(Reply("help", accounts=("default",))).embeds
+
+    assert "Accounts:" not in embed["description"]
+    assert embed["description"].startswith("`/claude-usage` shows")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab _*~|`\\>#-[]()<>:/.\n htps"), max_size=40))
+def test_markdown_is_escaped_as_discord_py_escapes_it(text: str) -> None:
+    assert escape_markdown(text) == discord.utils.escape_markdown(text)
+
+
+def test_embed_size_counts_what_discord_py_counts() -> None:
+    embeds = [
+        *render.render_reports([long_report(f"a{i}", 5, 20) for i in range(3)]),
+        render.render_alert(alert()),
+        render.render_compact([report(FLAT), report(LISTED)]),
+    ]
+
+    for embed in embeds:
+        assert embed_size(embed) == len(discord.Embed.from_dict(embed))

@@ -158,6 +158,27 @@ async def test_deferred_answer_then_followup_and_edit(fake: FakeDiscord) -> None
     assert fake.original_edits[0].content == "done"
 
 
+async def test_a_command_in_a_thread_comes_from_a_thread_of_its_channel(fake: FakeDiscord) -> None:
+    seen: list[object] = []
+
+    async def note_the_channel(
+        interaction: discord.Interaction, share: bool, account: str | None
+    ) -> None:
+        seen.append(interaction.channel)
+        await answer_at_once(interaction, share, account)
+
+    client = UsageBot(intents=discord.Intents.none(), answer=note_the_channel)
+    async with running(client, fake):
+        await client.tree.sync()
+        thread_id = fake.add_thread(parent_id=CHANNEL_ID)
+        callback = await fake.dispatch_command("claude-usage", channel_id=thread_id)
+
+    assert callback.type == 4
+    [thread] = seen
+    assert isinstance(thread, discord.Thread)
+    assert (thread.id, thread.parent_id) == (thread_id, CHANNEL_ID)
+
+
 async def test_autocomplete_offers_matching_accounts(fake: FakeDiscord, bot: UsageBot) -> None:
     callback = await fake.dispatch_autocomplete("claude-usage", focused="account", value="te")
 

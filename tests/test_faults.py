@@ -43,14 +43,19 @@ from usage_bot._client import DEFAULT_TIMEOUT, UsageClient
 from usage_bot._clock import FakeClock
 from usage_bot._config import Settings, load_settings
 from usage_bot._credentials import CredentialLoader
+from usage_bot._delivery import Courier
 from usage_bot._http import HttpServer
+from usage_bot._metrics import Metrics
 from usage_bot._model import AccountUsage
 from usage_bot._notify import AlertMessage, Notifier
 from usage_bot._scheduler import AlertScheduler
 from usage_bot._service import UsageService
 from usage_bot._simulator import Fault, SimulatedUpstream
-from usage_bot.frontends.slack import EVENTS_PATH, SlackFrontEnd, slack_notifiers
-from usage_bot.frontends.slack_render import FETCHING
+from usage_bot._texts import FETCHING
+from usage_bot.frontends import CommandCore
+from usage_bot.frontends.slack.app import SlackFrontEnd
+from usage_bot.frontends.slack.http_mode import EVENTS_PATH
+from usage_bot.frontends.slack.notify import SlackChannelNotifier
 from usage_bot.state.sqlite import SQLiteStore
 
 ACCOUNT = "default"
@@ -162,6 +167,7 @@ class World:
     service: UsageService
     store: SQLiteStore
     scheduler: AlertScheduler
+    metrics: Metrics
     inbox: Inbox
     front: SlackFrontEnd
     events_url: str | None
@@ -232,6 +238,16 @@ class World:
         self.request_times.extend([self.clock.now()] * (len(self.upstream.requests) - before))
 
 
+def slack_channel(settings: Settings) -> SlackChannelNotifier:
+    """Alerts to SLACK_ALERT_CHANNEL, as the composition root builds them."""
+    slack = settings.slack
+    assert slack.bot_token is not None
+    assert slack.alert_channel is not None
+    return SlackChannelNotifier(
+        token=slack.bot_token, channel=slack.alert_channel, api_base_url=slack.api_base_url
+    )
+
+
 @asynccontextmanager
 async def open_world(
     root: Path,
@@ -269,6 +285,7 @@ async def open_world(
             },
             dotenv_path=None,
         )
+        metrics = Metrics()
         client = UsageClient(
             base_url=settings.upstream.api_base_url,
             user_agent=settings.upstream.user_agent,
@@ -283,19 +300,24 @@ async def open_world(
             clock=clock,
             min_interval=settings.upstream.min_fetch_interval,
             thresholds=settings.alerts.thresholds,
+            observer=metrics,
         )
         store = store or await SQLiteStore.open(settings.state)
         inbox = Inbox()
-        scheduler = AlertScheduler(
-            settings=settings,
-            service=service,
-            store=store,
-            notifiers=[inbox, *notifiers, *(slack_notifiers(settings) if slack_alerts else [])],
+        courier = Courier(
+            queue=store,
             clock=clock,
+            owner="fault-matrix",
+            notifiers=[inbox, *notifiers, *([slack_channel(settings)] if slack_alerts else [])],
+            observer=metrics,
             stop_grace=0.5,
         )
+        scheduler = AlertScheduler(
+            settings=settings, service=service, store=store, courier=courier, clock=clock
+        )
         http = None if socket_mode else HttpServer(host="127.0.0.1", port=0)
-        front = SlackFrontEnd(settings, service, clock=clock, http=http)
+        commands = CommandCore(service=service, clock=clock)
+        front = SlackFrontEnd(settings.slack, commands=commands, clock=clock, http=http)
         try:
             await front.start()
             if http is not None:
@@ -311,6 +333,7 @@ async def open_world(
                 service=service,
                 store=store,
                 scheduler=scheduler,
+                metrics=metrics,
                 inbox=inbox,
                 front=front,
                 events_url=None if http is None else http.url + EVENTS_PATH,

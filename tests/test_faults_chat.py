@@ -40,13 +40,17 @@ from tests.test_faults import (
     text_of,
     usage,
 )
-from usage_bot._app import build_core
 from usage_bot._clock import FakeClock
 from usage_bot._config import Secret, load_settings
+from usage_bot._core import build_core
+from usage_bot._delivery import NOT_RETRYABLE_PAUSE
+from usage_bot._events import NO_OBSERVER
 from usage_bot._notify import AlertMessage
-from usage_bot._scheduler import NOT_RETRYABLE_PAUSE
 from usage_bot._simulator import SimulatedUpstream
-from usage_bot.frontends.discord import DiscordChannelNotifier, DiscordFrontEnd
+from usage_bot.frontends import CommandCore
+from usage_bot.frontends.discord.app import DiscordFrontEnd
+from usage_bot.frontends.discord.notify import DiscordChannelNotifier
+from usage_bot.state.sqlite import SQLiteStore
 
 POST_MESSAGE = "POST /channels/{id}/messages"
 
@@ -198,7 +202,7 @@ async def test_slack_fault(row: ChatRow, tmp_path: Path, caplog: pytest.LogCaptu
         assert "limit at 96 %" in titles[1]
         reported = [r for r in caplog.records if row.log[0] in r.getMessage()]
         assert len(reported) == 1, "the fix is said once, not at every retry"
-        assert world.scheduler.posted == {"team": 2, f"slack:{SLACK_CHANNEL}": 2}
+        assert world.metrics.posted == {"team": 2, f"slack:{SLACK_CHANNEL}": 2}
 
 
 @pytest.mark.parametrize("reason", [None, "refresh_requested"], ids=["dropped", "refreshed"])
@@ -309,7 +313,7 @@ async def test_discord_fault(
         assert len(titles) == 2, titles
         assert "limit at 85 %" in titles[0]
         assert "limit at 96 %" in titles[1]
-        assert world.scheduler.posted == {"team": 2, name: 2}
+        assert world.metrics.posted == {"team": 2, name: 2}
         assert [r.status for r in discord.requests_to(POST_MESSAGE)] == [row.status, 200, 200]
 
 
@@ -333,8 +337,16 @@ async def test_discord_gateway_disconnect_and_resume(tmp_path: Path, discord: Fa
             dotenv_path=None,
         )
         core = build_core(settings, clock=clock, trust_env=False)
-        front = DiscordFrontEnd(settings, core.service, clock=clock, guild_ready_timeout=0.01)
-        [notifier] = front.notifiers()
+        store = await SQLiteStore.open(tmp_path / "state.sqlite3")
+        front = DiscordFrontEnd(
+            settings.discord,
+            commands=CommandCore(service=core.service, clock=clock),
+            clock=clock,
+            store=store,
+            observer=NO_OBSERVER,
+            guild_ready_timeout=0.01,
+        )
+        notifier = discord_channel(discord)
         try:
             await front.start()
             await discord.wait_until_ready()
@@ -350,6 +362,7 @@ async def test_discord_gateway_disconnect_and_resume(tmp_path: Path, discord: Fa
             await discord.wait_until(lambda: bool(discord.followups) or callback.type == 4)
         finally:
             await front.stop()
+            await store.close()
             await core.aclose()
     assert discord.identify_count == 1, "resumed, not identified again"
     shown = (discord.followups[0].embeds if callback.type == 5 else callback.embeds)[0]

@@ -44,8 +44,10 @@ from tests.test_faults import (
     usage,
 )
 from usage_bot._clock import FakeClock
+from usage_bot._delivery import LEASE, Courier
+from usage_bot._exceptions import StateUnavailable
 from usage_bot._notify import AlertMessage
-from usage_bot._scheduler import LEASE, AlertScheduler
+from usage_bot._scheduler import AlertScheduler
 from usage_bot._simulator import SimulatedUpstream
 from usage_bot.state.sqlite import BUSY_TIMEOUT, SQLiteStore
 
@@ -108,13 +110,13 @@ async def test_state_locked_briefly_by_another_process(tmp_path: Path) -> None:
 
 
 async def test_state_locked_for_longer_than_the_busy_timeout(tmp_path: Path) -> None:
-    """Row state-locked-long: the poll gives up ("database is locked"; the scheduler's job
-    logs it and goes on); /claude-usage still answers; the next poll after the lock is
-    gone announces what the failed one would have, once."""
+    """Row state-locked-long: the poll gives up (StateUnavailable, "database is locked"; the
+    scheduler's job logs it and goes on); /claude-usage still answers; the next poll after
+    the lock is gone announces what the failed one would have, once."""
     async with open_world(tmp_path) as world:
         locker = await Locker.lock(world.settings.state)
         try:
-            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            with pytest.raises(StateUnavailable, match=r"USAGE_BOT_STATE=.*database is locked"):
                 await world.scheduler.poll_once(ACCOUNT)
             shown = await world.command()
             assert "85%" in shown
@@ -161,7 +163,7 @@ async def test_state_locked_between_post_and_confirm(
         assert [m.key for m in destination.posted] == [world.inbox.posted[0].key]
         assert await world.store.pending() == []
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert any("the state database cannot record it" in line for line in said), said
+    assert any("the state store cannot record it" in line for line in said), said
 
 
 async def test_state_read_only_mid_run(tmp_path: Path) -> None:
@@ -183,9 +185,9 @@ async def test_state_read_only_mid_run(tmp_path: Path) -> None:
         for _ in range(3):
             # The scheduler's jobs log these and go on; the next run tries again.
             world.clock.advance(180)
-            with pytest.raises(sqlite3.OperationalError, match="readonly database"):
+            with pytest.raises(StateUnavailable, match=r"USAGE_BOT_STATE=.*readonly database"):
                 await world.scheduler.poll_once(ACCOUNT)
-            with pytest.raises(sqlite3.OperationalError, match="readonly database"):
+            with pytest.raises(StateUnavailable, match=r"USAGE_BOT_STATE=.*readonly database"):
                 await world.scheduler.deliver_pending()
         shown = await world.command()
         assert "96%" in shown, "the command does not need the state"
@@ -263,11 +265,15 @@ async def test_state_deleted_mid_run(tmp_path: Path, caplog: pytest.LogCaptureFi
         assert "was deleted while the bot ran" in caplog.text
         assert stat.S_IMODE(os.stat(world.settings.state).st_mode) == 0o600
         # A restart: a new scheduler and store on the same path, written back.
+        store = await SQLiteStore.open(world.settings.state)
+        courier = Courier(
+            queue=store, clock=world.clock, owner="restarted", notifiers=[world.inbox]
+        )
         restarted = AlertScheduler(
             settings=world.settings,
             service=world.service,
-            store=await SQLiteStore.open(world.settings.state),
-            notifiers=[world.inbox],
+            store=store,
+            courier=courier,
             clock=world.clock,
         )
         try:
@@ -276,6 +282,7 @@ async def test_state_deleted_mid_run(tmp_path: Path, caplog: pytest.LogCaptureFi
             await restarted.deliver_pending()
         finally:
             await restarted.stop()
+            await store.close()
         assert world.inbox.summary() == [T80, T95]
 
 

@@ -50,8 +50,8 @@ from usage_bot._model import AccountUsage, UsageSnapshot, parse_usage
 from usage_bot._report import build_report, to_json
 from usage_bot._simulator import simulated_usage
 from usage_bot._terminal import render_reports as terminal_reports
-from usage_bot.frontends.discord_render import render_reports as discord_reports
-from usage_bot.frontends.slack_render import render_reports as slack_reports
+from usage_bot.frontends.discord.render import render_reports as discord_reports
+from usage_bot.frontends.slack.render import render_reports as slack_reports
 
 NOW = datetime(2026, 7, 19, 1, 2, 3, tzinfo=UTC)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -213,8 +213,7 @@ def goes_everywhere(snapshot: UsageSnapshot) -> None:
     json.dumps(to_json([usage], NOW))
     slack_reports([report])
     slack_reports([report, report])
-    for embed in discord_reports([report]):
-        embed.to_dict()
+    json.dumps(discord_reports([report]))
     terminal_reports([report], now=NOW, width=40, tz=UTC)
 
 

@@ -34,13 +34,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import TOKEN
 from tests.fakes.discord import WEBHOOK_TOKEN, FakeDiscord
 from tests.fakes.slack import FakeSlack
+from usage_bot._app import Bot
 from usage_bot._clock import FakeClock, SystemClock
 from usage_bot._config import Settings
 from usage_bot._exceptions import ConfigError
 from usage_bot._logging import configure_logging
-from usage_bot._runner import Bot
 from usage_bot._simulator import SimulatedUpstream
-from usage_bot.frontends.slack import RECONNECT_GRACE
+from usage_bot._timing import RECONNECT_GRACE
 
 BOT_TOKEN = "xoxb-1111111111-2222222222-abcdefghijklmnopqrstuvwx"
 APP_TOKEN = "xapp-1-A0APP-3333333333-abcdef0123456789abcdef0123456789"
@@ -218,12 +218,15 @@ async def test_metrics_show_fetches_usage_alerts_and_commands(
 
     assert "5-hour" in json.dumps(ack)
     assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/plain")
+    assert page.headers["content-type"].startswith("text/plain; version=")
     got = samples(page.text)
     account = ("account", "default")
-    assert got[("usage_bot_upstream_requests_total", frozenset({account, ("outcome", "ok")}))] == 1
-    assert got[("usage_bot_last_good_fetch_age_seconds", frozenset({account}))] == 3
-    assert got[("usage_bot_percent_used", frozenset({account, ("limit", "five_hour")}))] == 85.5
+    assert got[("usage_bot_usage_reads_total", frozenset({account, ("outcome", "ok")}))] == 1
+    last_read = got[("usage_bot_last_success_timestamp_seconds", frozenset({account}))]
+    assert last_read == clock.now().timestamp() - 3
+    assert got[("usage_bot_limit_used_ratio", frozenset({account, ("limit", "five_hour")}))] == (
+        0.855
+    )
     for destination, posted, failed in (
         ("console", 1, 0),
         (f"slack:{ALERT_CHANNEL}", 1, 0),
@@ -231,12 +234,13 @@ async def test_metrics_show_fetches_usage_alerts_and_commands(
     ):
         where = frozenset({("destination", destination)})
         assert got[("usage_bot_alerts_posted_total", where)] == posted, destination
-        assert got[("usage_bot_alerts_failed_total", where)] == failed, destination
+        assert got[("usage_bot_alert_post_failures_total", where)] == failed, destination
     on_slack = ("platform", "slack")
     assert got[("usage_bot_commands_total", frozenset({on_slack, ("outcome", "ok")}))] == 1
-    assert got[("usage_bot_command_seconds_count", frozenset({on_slack}))] == 1
-    assert got[("usage_bot_command_seconds_bucket", frozenset({on_slack, ("le", "+Inf")}))] == 1
-    assert 0 < got[("usage_bot_command_seconds_sum", frozenset({on_slack}))] < 3
+    duration = "usage_bot_command_duration_seconds"
+    assert got[(duration + "_count", frozenset({on_slack}))] == 1
+    assert got[(duration + "_bucket", frozenset({on_slack, ("le", "+Inf")}))] == 1
+    assert 0 < got[(duration + "_sum", frozenset({on_slack}))] < 3
 
 
 # -- the process -------------------------------------------------------------------------
@@ -462,7 +466,7 @@ async def test_no_configured_secret_reaches_the_logs_even_when_things_fail(
                     and discord.requests_to(webhook_route)
                 )
             )
-            await eventually(lambda: sum(bot.metrics.alert_counts()["console"]) == 1)
+            await eventually(lambda: bot.metrics.posted["console"] == 1)
             assert bot.not_started["slack"].startswith("Slack rejected SLACK_APP_TOKEN")
 
     text = stream.getvalue()

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,9 +25,11 @@ from usage_bot._client import UsageClient
 from usage_bot._clock import FakeClock
 from usage_bot._config import AccountSpec, AlertConfig, Settings, UpstreamConfig
 from usage_bot._credentials import CredentialLoader
+from usage_bot._delivery import LEASE, NOT_RETRYABLE_PAUSE, Courier
 from usage_bot._exceptions import DeliveryError, StoreClosed
+from usage_bot._metrics import Metrics
 from usage_bot._notify import AlertMessage
-from usage_bot._scheduler import LEASE, NOT_RETRYABLE_PAUSE, AlertScheduler
+from usage_bot._scheduler import AlertScheduler
 from usage_bot._service import UsageService
 from usage_bot.frontends.console import ConsoleNotifier
 from usage_bot.state.sqlite import SQLiteStore
@@ -106,6 +109,7 @@ class Bot:
     service: UsageService
     client: UsageClient
     store: SQLiteStore
+    metrics: Metrics
     destinations: list[Destination | ConsoleNotifier] = field(default_factory=list)
 
     async def step(self, clock: FakeClock, seconds: float = 60) -> None:
@@ -116,6 +120,7 @@ class Bot:
 
     async def close(self) -> None:
         await self.scheduler.stop()
+        await self.store.close()
         await self.service.aclose()
         await self.client.aclose()
 
@@ -141,23 +146,30 @@ async def start_bot(
         user_agent="claude-code/2.1.0",
         transport=httpx.MockTransport(upstream.handler),
     )
+    metrics = Metrics()
+    for destination in destinations:
+        metrics.destination(destination.name)
     service = UsageService(
         loaders=[CredentialLoader(spec, config.upstream) for spec in config.upstream.accounts],
         client=client,
         clock=clock,
         min_interval=config.upstream.min_fetch_interval,
         thresholds=config.alerts.thresholds,
+        observer=metrics,
     )
     store = await SQLiteStore.open(config.state)
-    scheduler = AlertScheduler(
-        settings=config,
-        service=service,
-        store=store,
-        notifiers=destinations,
+    courier = Courier(
+        queue=store,
         clock=clock,
+        owner=f"test-{uuid.uuid4().hex[:6]}",
+        notifiers=destinations,
+        observer=metrics,
         stop_grace=stop_grace,
     )
-    return Bot(scheduler, service, client, store, list(destinations))
+    scheduler = AlertScheduler(
+        settings=config, service=service, store=store, courier=courier, clock=clock
+    )
+    return Bot(scheduler, service, client, store, metrics, list(destinations))
 
 
 @pytest.fixture
@@ -220,9 +232,8 @@ async def test_a_climb_and_a_reset_post_80_95_and_reset_once_each_despite_a_429(
             "threshold:alice:five_hour:2026-07-19T03:40Z:95",
             "reset:alice:five_hour:2026-07-19T03:40Z",
         ]
-        assert bot.scheduler.posted == {SLACK: 3, "console": 3}
-        assert bot.scheduler.failed == {SLACK: 1, "console": 0}
-        assert bot.scheduler.alert_counts() == {SLACK: (3, 1), "console": (3, 0)}
+        assert bot.metrics.posted == {SLACK: 3, "console": 3}
+        assert bot.metrics.failed == {SLACK: 1, "console": 0}
         lines = console_out.getvalue().splitlines()
         assert len(lines) == 3
         assert "alice: 5-hour limit at 85 %" in lines[0]
@@ -376,7 +387,7 @@ async def test_an_alert_whose_window_ended_is_dropped_with_a_log_line(
         with caplog.at_level(logging.WARNING, logger="usage_bot"):
             await bot.scheduler.deliver_pending()
         assert any("gave up posting threshold:alice" in r.getMessage() for r in caplog.records)
-        assert bot.scheduler.dropped == {SLACK: 1}
+        assert bot.metrics.dropped[SLACK] == 1
         slack.always = None
         upstream.percent, upstream.resets_at = 1, NEXT_RESETS
         await bot.step(clock)
@@ -442,7 +453,7 @@ async def test_two_destinations_with_one_name_are_refused(
     bot = await start_bot(home, clock, upstream, Destination())
     try:
         with pytest.raises(ValueError, match="both named"):
-            bot.scheduler.add_notifier(Destination())
+            bot.scheduler.courier.add(Destination())
     finally:
         await bot.close()
 
@@ -466,7 +477,7 @@ async def test_start_polls_at_once_and_stop_is_prompt_and_closes_the_store(
         await bot.close()
         assert loop.time() - started < 1
     assert not bot.scheduler.healthy()
-    assert bot.scheduler.polls["alice"] >= 1
+    assert sum(n for (account, _), n in bot.metrics.reads.items() if account == "alice") >= 1
     with pytest.raises(StoreClosed):
         await bot.store.get_value("anything")
 

@@ -57,18 +57,22 @@ from tests.test_faults import (
     signed,
     usage,
 )
-from usage_bot._app import build_core
+from usage_bot._app import Bot
 from usage_bot._clock import FakeClock
 from usage_bot._config import Secret, load_settings
+from usage_bot._core import build_core
+from usage_bot._events import NO_OBSERVER
 from usage_bot._logging import configure_logging
-from usage_bot._runner import Bot
+from usage_bot._notify import Notifier
 from usage_bot._simulator import Fault, SimulatedUpstream
-from usage_bot.frontends.discord import DiscordFrontEnd, discord_notifiers
-from usage_bot.frontends.discord_render import REFUSED_CHANNEL, REFUSED_DM, REFUSED_GUILD
-from usage_bot.frontends.slack import EVENTS_PATH, SlackWebhookNotifier
-from usage_bot.frontends.slack_render import REFUSED_CHANNEL as SLACK_REFUSED_CHANNEL
-from usage_bot.frontends.slack_render import REFUSED_USER as SLACK_REFUSED_USER
+from usage_bot._texts import refused
+from usage_bot.frontends import CommandCore
+from usage_bot.frontends.discord.app import DiscordFrontEnd
+from usage_bot.frontends.discord.notify import DiscordChannelNotifier, DiscordWebhookNotifier
+from usage_bot.frontends.slack.http_mode import EVENTS_PATH
+from usage_bot.frontends.slack.webhook import SlackWebhookNotifier
 from usage_bot.state import open_store
+from usage_bot.state.sqlite import SQLiteStore
 
 ROOT = Path(__file__).parent.parent
 # Not shaped like real tokens: no redactor can hide them, so if they show, they leaked.
@@ -154,7 +158,12 @@ async def bad_slack_requests(world: World) -> None:
 async def gauntlet(world: World, discord: FakeDiscord, shown: list[str]) -> None:
     """Each row of the matrix in turn, with a chat failure injected meanwhile."""
     front = DiscordFrontEnd(
-        world.settings, world.service, clock=world.clock, guild_ready_timeout=0.01
+        world.settings.discord,
+        commands=CommandCore(service=world.service, clock=world.clock),
+        clock=world.clock,
+        store=world.store,
+        observer=NO_OBSERVER,
+        guild_ready_timeout=0.01,
     )
     await front.start()
     try:
@@ -185,6 +194,16 @@ async def gauntlet(world: World, discord: FakeDiscord, shown: list[str]) -> None
     shown.extend(json.dumps(call.args) for call in world.slack.calls)
     shown.extend(json.dumps(post) for post in world.slack.webhook_posts)
     shown.extend(json.dumps(request.json) for request in discord.requests)
+
+
+def discord_notifiers(discord: FakeDiscord) -> list[Notifier]:
+    """The alert channel and the webhook, as the settings below configure them."""
+    return [
+        DiscordChannelNotifier(
+            token=Secret(DISCORD_TOKEN), channel_id=DISCORD_CHANNEL, api_base_url=discord.api_url
+        ),
+        DiscordWebhookNotifier(url=Secret(discord.webhook_url), api_base_url=discord.api_url),
+    ]
 
 
 async def env_token_paths(world: World, shown: list[str]) -> None:
@@ -230,13 +249,12 @@ async def test_no_secret_in_any_log_line_or_anything_shown(tmp_path: Path) -> No
                 token=CLAUDE_TOKEN,
                 slack_alerts=True,
                 client_timeout=httpx.Timeout(0.2, connect=1.0),
+                notifiers=discord_notifiers(discord),
                 env=env,
             ) as world:
                 # The fake's webhook URL is known only now: as SLACK_WEBHOOK_URL would be.
                 webhook = world.slack.webhook_url
-                world.scheduler.add_notifier(SlackWebhookNotifier(url=Secret(webhook)))
-                for notifier in discord_notifiers(world.settings):
-                    world.scheduler.add_notifier(notifier)
+                world.scheduler.courier.add(SlackWebhookNotifier(url=Secret(webhook)))
                 configured.update([*world.settings.secrets(), webhook])
                 redactor.add(configured)
                 await gauntlet(world, discord, shown)
@@ -404,8 +422,8 @@ async def test_slack_access_lists(tmp_path: Path) -> None:
         elsewhere = await world.command(user="U0ALLOWED1", channel="C0ELSEWHERE")
         assert world.upstream.requests == []
         allowed = await world.command(user="U0ALLOWED1", channel="C0ALLOWED1")
-    assert stranger == SLACK_REFUSED_USER
-    assert elsewhere == SLACK_REFUSED_CHANNEL
+    assert stranger == refused("user", "slack")
+    assert elsewhere == refused("channel", "slack")
     assert "85%" in allowed
 
 
@@ -430,17 +448,27 @@ async def test_discord_access_lists(tmp_path: Path) -> None:
             dotenv_path=None,
         )
         core = build_core(settings, clock=clock, trust_env=False)
-        front = DiscordFrontEnd(settings, core.service, clock=clock, guild_ready_timeout=0.01)
+        store = await SQLiteStore.open(tmp_path / "state.sqlite3")
+        front = DiscordFrontEnd(
+            settings.discord,
+            commands=CommandCore(service=core.service, clock=clock),
+            clock=clock,
+            store=store,
+            observer=NO_OBSERVER,
+            guild_ready_timeout=0.01,
+        )
         with point_discord_at(discord):
             try:
                 await front.start()
                 await discord.wait_until_ready()
                 said = {
-                    REFUSED_GUILD: await discord.dispatch_command(
+                    refused("server", "discord"): await discord.dispatch_command(
                         "claude-usage", guild_id=OTHER_GUILD
                     ),
-                    REFUSED_DM: await discord.dispatch_command("claude-usage", guild_id=None),
-                    REFUSED_CHANNEL: await discord.dispatch_command(
+                    refused("direct_message", "discord"): await discord.dispatch_command(
+                        "claude-usage", guild_id=None
+                    ),
+                    refused("channel", "discord"): await discord.dispatch_command(
                         "claude-usage", channel_id=OTHER_CHANNEL
                     ),
                 }
@@ -449,6 +477,7 @@ async def test_discord_access_lists(tmp_path: Path) -> None:
                 await discord.wait_until(lambda: bool(discord.followups) or allowed.type == 4)
             finally:
                 await front.stop()
+                await store.close()
                 await core.aclose()
     for refusal, callback in said.items():
         assert (callback.type, callback.content, callback.embeds) == (4, refusal, [])

@@ -11,16 +11,16 @@ import httpx
 import pytest
 
 from tests.conftest import TOKEN, write_login
-from usage_bot._app import build_core
 from usage_bot._clock import FakeClock
 from usage_bot._config import Settings, load_settings
+from usage_bot._core import build_core
+from usage_bot._events import Event, Observers, Recorder, UsageRead
 from usage_bot._exceptions import (
     CredentialsExpired,
     CredentialsMissing,
     RateLimited,
     UpstreamServerError,
 )
-from usage_bot._model import AccountUsage
 from usage_bot._service import UsageService
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
@@ -245,22 +245,30 @@ async def test_one_broken_account_never_hides_the_others(
     assert isinstance(bob.error, CredentialsMissing)
 
 
-async def test_listeners_hear_every_attempt_and_a_failing_listener_is_contained(
-    settings: Settings, clock: FakeClock, fake: Upstream
+async def test_observers_hear_every_attempt_and_a_failing_observer_is_contained(
+    settings: Settings, clock: FakeClock, fake: Upstream, caplog: pytest.LogCaptureFixture
 ) -> None:
-    service = service_for(settings, clock, fake)
-    heard: list[AccountUsage] = []
+    class Broken:
+        def observe(self, event: Event) -> None:
+            raise RuntimeError("observer bug")
 
-    def broken(_: AccountUsage) -> None:
-        raise RuntimeError("listener bug")
-
-    service.add_listener(broken)
-    service.add_listener(heard.append)
+    heard = Recorder()
+    core = build_core(
+        settings,
+        clock=clock,
+        transport=httpx.MockTransport(fake),
+        observer=Observers([Broken(), heard]),
+    )
     fake.answers.append(httpx.Response(500))
-    await service.get("default")
+    await core.service.get("default")
     clock.advance(30)
-    await service.get("default")
-    assert [u.error is None for u in heard] == [False, True]
+    await core.service.get("default")
+    await core.aclose()
+    assert heard.of(UsageRead) == [
+        UsageRead("default", "upstream_server_error"),
+        UsageRead("default", "ok"),
+    ]
+    assert "an observer failed on UsageRead" in caplog.text
 
 
 async def test_a_caller_that_gives_up_does_not_cancel_the_shared_request(

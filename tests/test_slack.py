@@ -1,5 +1,10 @@
 """The Slack front end: the real slack-bolt and slack-sdk against FakeSlack, the real usage
-service against the simulated upstream, in Socket Mode and through the bot's HTTP server."""
+service against the simulated upstream, in Socket Mode and through the bot's HTTP server.
+
+What is Slack's alone: the SDK's wiring (ack, respond through ``response_url``, Socket
+Mode and its reconnects, HTTP mode), the translation of a slash command into the command
+core and back, and the tokens. What the words mean is tested once, for every front end,
+in ``test_command.py``."""
 
 from __future__ import annotations
 
@@ -13,35 +18,26 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 
-from tests.conftest import write_login
 from tests.fakes.slack import FakeSlack
-from usage_bot._app import Core, build_core
 from usage_bot._clock import FakeClock
 from usage_bot._config import Settings
-from usage_bot._exceptions import UsageBotError
+from usage_bot._core import Core, build_core
+from usage_bot._events import NO_OBSERVER, CommandAnswered, Observer, Recorder
+from usage_bot._exceptions import FrontEndFailed
 from usage_bot._http import HttpServer
 from usage_bot._service import UsageService
 from usage_bot._simulator import SimulatedUpstream
-from usage_bot.frontends.slack import (
-    ANSWER_IN_ACK_WITHIN,
-    EVENTS_PATH,
-    RECONNECT_GRACE,
-    SlackFrontEnd,
-    parse_command,
-)
-from usage_bot.frontends.slack_render import (
-    FAILED,
-    FETCHING,
-    FETCHING_SHARED,
-    REFUSED_CHANNEL,
-    REFUSED_USER,
-)
+from usage_bot._texts import FAILED, FETCHING, FETCHING_SHARED, refused
+from usage_bot._timing import RECONNECT_GRACE
+from usage_bot.frontends import CommandCore
+from usage_bot.frontends.slack.app import ANSWER_IN_ACK_WITHIN, SlackFrontEnd
+from usage_bot.frontends.slack.http_mode import EVENTS_PATH
 
 BOT_TOKEN = "xoxb-1111111111-2222222222-abcdefghijklmnopqrstuvwx"
 APP_TOKEN = "xapp-1-A0APP-3333333333-abcdef0123456789abcdef0123456789"
@@ -79,9 +75,13 @@ async def running(
     *,
     http: HttpServer | None = None,
     service: UsageService | None = None,
+    observer: Observer = NO_OBSERVER,
 ) -> AsyncIterator[tuple[SlackFrontEnd, Core]]:
     core = build_core(settings, clock=clock)
-    front = SlackFrontEnd(settings, service or core.service, clock=clock, http=http)
+    commands = CommandCore(service=service or core.service, clock=clock)
+    front = SlackFrontEnd(
+        settings.slack, commands=commands, clock=clock, http=http, observer=observer
+    )
     try:
         await front.start()
         if http is not None:
@@ -169,7 +169,7 @@ async def test_share_posts_in_the_channel(socket_bot: SlackFrontEnd, slack: Fake
     assert "5-hour" in text_of(report)
 
 
-@pytest.mark.parametrize("text", ["help", "HELP", "what is this", "share nobody"])
+@pytest.mark.parametrize("text", ["help", "what is this"])
 async def test_help_and_anything_unknown_answer_with_the_help(
     socket_bot: SlackFrontEnd, slack: FakeSlack, upstream: SimulatedUpstream, text: str
 ) -> None:
@@ -182,35 +182,15 @@ async def test_help_and_anything_unknown_answer_with_the_help(
     assert upstream.requests == []
 
 
-async def test_several_accounts_compactly_or_one_by_name(
-    settings_for: MakeSettings, clock: FakeClock, slack: FakeSlack, tmp_path: Path
-) -> None:
-    for name in ("alice", "bob"):
-        write_login(tmp_path / name, now=clock.now())
-    settings = settings_for(USAGE_BOT_ACCOUNTS=f"alice={tmp_path / 'alice'},bob={tmp_path / 'bob'}")
-    async with running(settings, clock):
-        await slack.wait_for_socket()
-
-        _, every = await command(slack)
-        _, one = await command(slack, "Bob")
-        help_ack, _ = await command(slack, "help")
-
-    assert every["blocks"][0]["text"]["text"] == "Claude usage: 2 accounts"
-    assert "*alice*" in text_of(every)
-    assert "*bob*" in text_of(every)
-    assert "Weekly (Fable)" in text_of(every)
-    assert one["blocks"][0]["text"]["text"] == "Claude usage: bob"
-    assert "alice" not in text_of(one)
-    assert "`alice`, `bob`" in text_of(help_ack)
+ALLOWED = {"SLACK_ALLOWED_USERS": "U0ALLOWED1", "SLACK_ALLOWED_CHANNELS": "C0ALLOWED1"}
 
 
 @pytest.mark.parametrize(
-    ("env", "user", "channel", "refused"),
+    ("user", "channel", "reason"),
     [
-        ({"SLACK_ALLOWED_USERS": "U0ALLOWED1"}, "U0OTHER01", "C123", REFUSED_USER),
-        ({"SLACK_ALLOWED_USERS": "U0ALLOWED1"}, "U0ALLOWED1", "C123", None),
-        ({"SLACK_ALLOWED_CHANNELS": "C0ALLOWED1"}, "U123", "C0OTHER01", REFUSED_CHANNEL),
-        ({"SLACK_ALLOWED_CHANNELS": "C0ALLOWED1"}, "U123", "C0ALLOWED1", None),
+        ("U0OTHER01", "C0ALLOWED1", "user"),
+        ("U0ALLOWED1", "C0OTHER01", "channel"),
+        ("U0ALLOWED1", "C0ALLOWED1", None),
     ],
 )
 async def test_access_lists_refuse_politely(
@@ -218,39 +198,27 @@ async def test_access_lists_refuse_politely(
     clock: FakeClock,
     slack: FakeSlack,
     upstream: SimulatedUpstream,
-    env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
     user: str,
     channel: str,
-    refused: str | None,
+    reason: Literal["user", "channel"] | None,
 ) -> None:
-    async with running(settings_for(**env), clock):
+    """SLACK_ALLOWED_* hold for the Slack user and channel the command came from."""
+    caplog.set_level(logging.INFO)
+    recorder = Recorder()
+    async with running(settings_for(**ALLOWED), clock, observer=recorder):
         await slack.wait_for_socket()
         ack, report = await command(slack, "share", user_id=user, channel_id=channel)
 
-    if refused:
-        assert ack == {"text": refused, "response_type": "ephemeral"}
+    if reason is not None:
+        assert ack == {"text": refused(reason, "slack"), "response_type": "ephemeral"}
+        assert f"SLACK_ALLOWED_{reason.upper()}S" in ack["text"]
         assert upstream.requests == []
+        assert f"slack: refused /claude-usage to user {user} in channel {channel}" in caplog.text
     else:
         assert report["response_type"] == "in_channel"
-
-
-async def test_rate_limited_upstream_answers_at_once_with_last_known_values(
-    socket_bot: SlackFrontEnd, slack: FakeSlack, upstream: SimulatedUpstream, clock: FakeClock
-) -> None:
-    await command(slack)
-    clock.advance(12 * 60)
-    upstream.fail(status=429, body=RATE_LIMITED, headers={"retry-after": "600"})
-
-    started = time.monotonic()
-    ack, report = await command(slack)
-
-    assert ack is report
-    assert time.monotonic() - started < ANSWER_IN_ACK_WITHIN + 0.5
-    shown = text_of(report)
-    assert "Weekly (Fable)" in shown
-    assert "Last known values, from 12 min ago." in shown
-    assert "rate-limiting" in shown
-    assert "(last known, 12 min old)" in report["text"]
+    [answered] = recorder.of(CommandAnswered)
+    assert (answered.platform, answered.outcome) == ("slack", "ok" if reason is None else "refused")
 
 
 async def test_slow_upstream_acks_at_once_then_responds(
@@ -293,13 +261,15 @@ async def test_an_unexpected_failure_still_answers(
     settings = settings_for()
     core = build_core(settings, clock=clock)
     broken = BrokenService(loaders=core.loaders, client=core.client, clock=clock)
-    async with running(settings, clock, service=broken):
+    recorder = Recorder()
+    async with running(settings, clock, service=broken, observer=recorder):
         await slack.wait_for_socket()
         ack = await slack.send_slash_command()
     await core.aclose()
 
     assert ack["payload"] == {"text": FAILED, "response_type": "ephemeral"}
-    assert "answering /claude-usage failed" in caplog.text
+    assert "slack: answering /claude-usage failed" in caplog.text
+    assert [event.outcome for event in recorder.of(CommandAnswered)] == ["error"]
 
 
 async def test_reconnects_after_the_socket_drops(
@@ -319,7 +289,8 @@ async def test_health_follows_the_socket(
     settings_for: MakeSettings, clock: FakeClock, slack: FakeSlack
 ) -> None:
     core = build_core(settings_for(), clock=clock)
-    front = SlackFrontEnd(core.settings, core.service, clock=clock, http=None)
+    commands = CommandCore(service=core.service, clock=clock)
+    front = SlackFrontEnd(core.settings.slack, commands=commands, clock=clock, http=None)
     assert not front.healthy()
     await front.start()
     await slack.wait_for_socket()
@@ -346,7 +317,7 @@ async def test_invalid_bot_token_is_a_clear_error(
 ) -> None:
     slack.fail("auth.test", error="invalid_auth")
 
-    with pytest.raises(UsageBotError, match="Slack rejected SLACK_BOT_TOKEN") as raised:
+    with pytest.raises(FrontEndFailed, match="Slack rejected SLACK_BOT_TOKEN") as raised:
         async with running(settings_for(), clock):
             pass
 
@@ -359,7 +330,7 @@ async def test_invalid_app_token_is_a_clear_error(
 ) -> None:
     slack.fail("apps.connections.open", error="invalid_auth")
 
-    with pytest.raises(UsageBotError, match="Slack rejected SLACK_APP_TOKEN") as raised:
+    with pytest.raises(FrontEndFailed, match="Slack rejected SLACK_APP_TOKEN") as raised:
         async with running(settings_for(), clock):
             pass
 
@@ -533,35 +504,6 @@ async def test_no_secret_in_any_log_line_or_message(
         assert secret not in logged
         assert secret not in caplog.text
         assert secret not in sent
-
-
-# -- the command's words -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "accounts", "shared", "help_", "unknown"),
-    [
-        ("", (), False, False, None),
-        ("  share ", (), True, False, None),
-        ("alice", ("alice",), False, False, None),
-        ("share BOB alice", ("bob", "alice"), True, False, None),
-        ("bob bob", ("bob",), False, False, None),
-        ("help", (), False, True, None),
-        ("alice help", (), False, True, None),
-        ("carol", (), False, True, "carol"),
-    ],
-)
-def test_parse_command(
-    text: str, accounts: tuple[str, ...], shared: bool, help_: bool, unknown: str | None
-) -> None:
-    parsed = parse_command(text, ("alice", "bob"))
-
-    assert (parsed.accounts, parsed.shared, parsed.help, parsed.unknown) == (
-        accounts,
-        shared,
-        help_,
-        unknown,
-    )
 
 
 # -- the app manifests -------------------------------------------------------------------

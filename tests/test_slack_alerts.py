@@ -1,25 +1,29 @@
-"""Slack alert destinations and the Slack checks of ``usage-bot doctor``, against FakeSlack."""
+"""Slack alert destinations (``chat.postMessage`` and the incoming webhook), Slack's errors
+as ours, and the Slack checks of ``usage-bot doctor``, against FakeSlack."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from tests.fakes.slack import FakeSlack
+from usage_bot._app import DESTINATIONS
 from usage_bot._checks import CheckResult
 from usage_bot._config import Secret, Settings
 from usage_bot._exceptions import DeliveryError
-from usage_bot._notify import AlertMessage, Notifier
-from usage_bot.frontends.slack import (
-    SlackNotifier,
-    SlackWebhookNotifier,
-    doctor_checks,
-    slack_notifiers,
-)
+from usage_bot._notify import AlertMessage
+from usage_bot.frontends.slack.doctor import doctor_checks
+from usage_bot.frontends.slack.notify import SlackChannelNotifier
+from usage_bot.frontends.slack.webhook import SlackWebhookNotifier
 
 BOT_TOKEN = "xoxb-1111111111-2222222222-abcdefghijklmnopqrstuvwx"
 APP_TOKEN = "xapp-1-A0APP-3333333333-abcdef0123456789abcdef0123456789"
@@ -61,8 +65,10 @@ def settings_for(make_settings: MakeSettings, slack: FakeSlack) -> MakeSettings:
 
 
 @pytest.fixture
-def notifier(slack: FakeSlack) -> SlackNotifier:
-    return SlackNotifier(token=Secret(BOT_TOKEN), channel=CHANNEL, api_base_url=slack.api_url)
+def notifier(slack: FakeSlack) -> SlackChannelNotifier:
+    return SlackChannelNotifier(
+        token=Secret(BOT_TOKEN), channel=CHANNEL, api_base_url=slack.api_url
+    )
 
 
 @pytest.fixture
@@ -81,7 +87,9 @@ def closed_port_url(path: str = "/") -> str:
 # -- chat.postMessage --------------------------------------------------------------------
 
 
-async def test_alert_is_posted_with_blocks(notifier: SlackNotifier, slack: FakeSlack) -> None:
+async def test_alert_is_posted_with_blocks(
+    notifier: SlackChannelNotifier, slack: FakeSlack
+) -> None:
     await notifier.post(ALERT)
 
     [post] = slack.posts
@@ -94,7 +102,7 @@ async def test_alert_is_posted_with_blocks(notifier: SlackNotifier, slack: FakeS
 
 
 async def test_rate_limit_is_retryable_after_retry_after(
-    notifier: SlackNotifier, slack: FakeSlack
+    notifier: SlackChannelNotifier, slack: FakeSlack
 ) -> None:
     slack.fail("chat.postMessage", status=429, retry_after=7)
 
@@ -105,7 +113,7 @@ async def test_rate_limit_is_retryable_after_retry_after(
     assert len(slack.calls) == 1, "retrying is the scheduler's job"
 
 
-async def test_server_error_is_retryable(notifier: SlackNotifier, slack: FakeSlack) -> None:
+async def test_server_error_is_retryable(notifier: SlackChannelNotifier, slack: FakeSlack) -> None:
     slack.fail("chat.postMessage", status=503)
 
     with pytest.raises(DeliveryError) as raised:
@@ -117,7 +125,7 @@ async def test_server_error_is_retryable(notifier: SlackNotifier, slack: FakeSla
 
 
 async def test_unreachable_slack_is_retryable() -> None:
-    notifier = SlackNotifier(
+    notifier = SlackChannelNotifier(
         token=Secret(BOT_TOKEN), channel=CHANNEL, api_base_url=closed_port_url("/api/")
     )
 
@@ -135,11 +143,12 @@ async def test_unreachable_slack_is_retryable() -> None:
         ("invalid_auth", "copy the Bot User OAuth Token"),
         ("account_inactive", "reinstall the app"),
         ("is_archived", "unarchive it"),
+        ("missing_scope", "add the chat:write scope"),
         ("invalid_blocks", "usage-bot bug"),
     ],
 )
 async def test_errors_retrying_cannot_fix_say_the_fix(
-    notifier: SlackNotifier, slack: FakeSlack, error: str, fix: str
+    notifier: SlackChannelNotifier, slack: FakeSlack, error: str, fix: str
 ) -> None:
     slack.fail("chat.postMessage", error=error)
 
@@ -152,7 +161,32 @@ async def test_errors_retrying_cannot_fix_say_the_fix(
     assert BOT_TOKEN not in raised.value.message
 
 
-async def test_bot_removed_from_the_channel(notifier: SlackNotifier, slack: FakeSlack) -> None:
+@pytest.mark.parametrize(
+    ("status", "error", "says"),
+    [
+        (200, "some_new_error", "Slack refused the alert (some_new_error); it is retried later"),
+        (503, "channel_not_found", "Slack failed to take the alert (HTTP 503, channel_not_found)"),
+        (200, "<b>not a code</b>", "Slack refused the alert (unknown_error)"),
+    ],
+)
+async def test_an_unknown_error_or_slacks_own_trouble_is_retried(
+    notifier: SlackChannelNotifier, slack: FakeSlack, status: int, error: str, says: str
+) -> None:
+    """The status comes first: a 5xx is Slack's trouble, whatever its body says; a code
+    the bot does not know is retried and named, unless it does not look like a code."""
+    slack.fail("chat.postMessage", status=status, error=error)
+
+    with pytest.raises(DeliveryError) as raised:
+        await notifier.post(ALERT)
+
+    assert raised.value.retryable
+    assert says in raised.value.message
+    assert "<b>" not in raised.value.message
+
+
+async def test_bot_removed_from_the_channel(
+    notifier: SlackChannelNotifier, slack: FakeSlack
+) -> None:
     slack.remove_bot_from(CHANNEL)
 
     with pytest.raises(DeliveryError, match="/invite @usage-bot") as raised:
@@ -217,14 +251,72 @@ async def test_unreachable_webhook_is_retryable_and_not_named() -> None:
     assert raised.value.__suppress_context__
 
 
+# -- a webhook alone loads no Slack SDK ---------------------------------------------------
+
+SDKS = ("slack_bolt", "slack_sdk")
+
+
+def loaded_by(code: str) -> list[str]:
+    """The Slack SDKs a fresh interpreter has imported after running ``code``."""
+    loaded = f"import json, sys; print(json.dumps([m for m in {SDKS!r} if m in sys.modules]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code + "\n" + loaded],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    sdks: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return sdks
+
+
+def test_importing_the_webhook_loads_no_slack_sdk() -> None:
+    assert loaded_by("import usage_bot.frontends.slack.webhook") == []
+    assert loaded_by("import usage_bot.frontends.slack.notify") == ["slack_sdk"], "the control"
+
+
+def test_a_webhook_only_run_loads_no_slack_sdk(tmp_path: Path) -> None:
+    """``usage-bot run``'s composition root with SLACK_WEBHOOK_URL alone: started (the
+    webhook among its destinations) and stopped, nothing of slack-sdk or slack-bolt."""
+    run = textwrap.dedent(
+        f"""
+        import asyncio, io, sys
+        from usage_bot._app import Bot
+        from usage_bot._config import load_settings
+
+        settings = load_settings(
+            {{
+                "CLAUDE_CONFIG_DIR": {str(tmp_path)!r},
+                "USAGE_BOT_STATE": {str(tmp_path / "state.sqlite3")!r},
+                "USAGE_BOT_HTTP_PORT": "0",
+                "USAGE_BOT_API_BASE_URL": {closed_port_url()!r},
+                "SLACK_WEBHOOK_URL": {closed_port_url("/services/T000/B000/XXXX")!r},
+            }},
+            dotenv_path=None,
+        )
+
+        async def run() -> None:
+            bot = Bot(settings, out=io.StringIO(), interactive=False)
+            await bot.start()
+            await bot.stop()
+
+        asyncio.run(run())
+        assert "usage_bot.frontends.slack.webhook" in sys.modules, "the webhook was built"
+        """
+    )
+
+    assert loaded_by(run) == []
+
+
 # -- which destinations ------------------------------------------------------------------
 
 
-def names(notifiers: list[Notifier]) -> list[str]:
-    return [n.name for n in notifiers]
+def destinations(settings: Settings) -> list[str]:
+    """The names of the destinations the composition root builds from ``settings``."""
+    return [entry.build(settings).name for entry in DESTINATIONS if entry.wanted(settings)]
 
 
-def test_notifiers_from_settings(settings_for: MakeSettings, slack: FakeSlack) -> None:
+def test_destinations_from_settings(settings_for: MakeSettings, slack: FakeSlack) -> None:
     both = settings_for(SLACK_WEBHOOK_URL=slack.webhook_url)
     webhook_only = settings_for(
         SLACK_BOT_TOKEN="",
@@ -233,12 +325,16 @@ def test_notifiers_from_settings(settings_for: MakeSettings, slack: FakeSlack) -
         SLACK_WEBHOOK_URL=slack.webhook_url,
     )
 
-    assert names(slack_notifiers(both)) == [f"slack:{CHANNEL}", "slack-webhook"]
-    assert names(slack_notifiers(webhook_only)) == ["slack-webhook"]
-    assert names(slack_notifiers(settings_for(SLACK_ALERT_CHANNEL=""))) == []
+    assert destinations(both) == [f"slack:{CHANNEL}", "slack-webhook"]
+    assert destinations(webhook_only) == ["slack-webhook"]
+    assert destinations(settings_for(SLACK_ALERT_CHANNEL="")) == []
 
 
 # -- doctor ------------------------------------------------------------------------------
+
+
+async def checks(settings: Settings) -> list[CheckResult]:
+    return await doctor_checks(settings.slack, settings.http)
 
 
 def verdicts(results: list[CheckResult]) -> dict[str, str]:
@@ -250,7 +346,7 @@ def by_name(results: list[CheckResult], name: str) -> CheckResult:
 
 
 async def test_doctor_all_good(settings_for: MakeSettings, slack: FakeSlack) -> None:
-    results = await doctor_checks(settings_for(SLACK_WEBHOOK_URL=slack.webhook_url))
+    results = await checks(settings_for(SLACK_WEBHOOK_URL=slack.webhook_url))
 
     assert verdicts(results) == {
         "slack: bot token": "ok",
@@ -278,7 +374,7 @@ async def test_doctor_checks_the_scopes_slack_reports(
 ) -> None:
     slack.scopes = scopes
 
-    check = by_name(await doctor_checks(settings_for()), "slack: scopes")
+    check = by_name(await checks(settings_for()), "slack: scopes")
 
     assert check.verdict == verdict
     if verdict == "fail":
@@ -288,7 +384,7 @@ async def test_doctor_checks_the_scopes_slack_reports(
 async def test_doctor_rejected_token(settings_for: MakeSettings, slack: FakeSlack) -> None:
     slack.fail("auth.test", error="invalid_auth")
 
-    results = await doctor_checks(settings_for())
+    results = await checks(settings_for())
 
     assert verdicts(results) == {"slack: bot token": "fail", "slack: connection": "skip"}
     assert "Slack rejected SLACK_BOT_TOKEN (invalid_auth)" in results[0].detail
@@ -297,7 +393,7 @@ async def test_doctor_rejected_token(settings_for: MakeSettings, slack: FakeSlac
 async def test_doctor_bot_not_in_channel(settings_for: MakeSettings, slack: FakeSlack) -> None:
     slack.remove_bot_from(CHANNEL)
 
-    results = await doctor_checks(settings_for())
+    results = await checks(settings_for())
 
     channel = by_name(results, "slack: alert channel")
     assert channel.verdict == "fail"
@@ -308,7 +404,7 @@ async def test_doctor_bot_not_in_channel(settings_for: MakeSettings, slack: Fake
 async def test_doctor_unknown_channel(settings_for: MakeSettings, slack: FakeSlack) -> None:
     slack.fail("conversations.info", error="channel_not_found")
 
-    channel = by_name(await doctor_checks(settings_for()), "slack: alert channel")
+    channel = by_name(await checks(settings_for()), "slack: alert channel")
 
     assert channel.verdict == "fail"
     assert channel.fix is not None
@@ -318,7 +414,7 @@ async def test_doctor_unknown_channel(settings_for: MakeSettings, slack: FakeSla
 async def test_doctor_rejected_app_token(settings_for: MakeSettings, slack: FakeSlack) -> None:
     slack.fail("apps.connections.open", error="invalid_auth")
 
-    mode = by_name(await doctor_checks(settings_for()), "slack: Socket Mode")
+    mode = by_name(await checks(settings_for()), "slack: Socket Mode")
 
     assert mode.verdict == "fail"
     assert mode.fix is not None
@@ -330,29 +426,28 @@ async def test_doctor_http_mode_names_the_request_url(settings_for: MakeSettings
         SLACK_APP_TOKEN="", SLACK_SIGNING_SECRET=SIGNING_SECRET, USAGE_BOT_HTTP_PORT="8080"
     )
 
-    mode = by_name(await doctor_checks(settings), "slack: HTTP mode")
+    mode = by_name(await checks(settings), "slack: HTTP mode")
 
     assert mode.verdict == "ok"
+    assert "POST /slack/events on this bot's HTTP server (127.0.0.1:8080)" in mode.detail
     assert "https://<your public host>/slack/events" in mode.detail
 
 
 async def test_doctor_without_alert_channel_warns(settings_for: MakeSettings) -> None:
-    channel = by_name(
-        await doctor_checks(settings_for(SLACK_ALERT_CHANNEL="")), "slack: alert channel"
-    )
+    channel = by_name(await checks(settings_for(SLACK_ALERT_CHANNEL="")), "slack: alert channel")
 
     assert channel.verdict == "warn"
 
 
 async def test_doctor_unreachable_slack(settings_for: MakeSettings) -> None:
-    results = await doctor_checks(settings_for(SLACK_API_BASE_URL=closed_port_url("/api/")))
+    results = await checks(settings_for(SLACK_API_BASE_URL=closed_port_url("/api/")))
 
     assert results[0].verdict == "fail"
     assert results[0].detail.startswith("Cannot reach Slack at 127.0.0.1")
 
 
 async def test_doctor_without_slack_says_nothing(make_settings: MakeSettings) -> None:
-    assert await doctor_checks(make_settings()) == []
+    assert await checks(make_settings()) == []
 
 
 # -- secrets -----------------------------------------------------------------------------
@@ -361,7 +456,7 @@ async def test_doctor_without_slack_says_nothing(make_settings: MakeSettings) ->
 async def test_no_secret_in_logs_errors_or_checks(
     settings_for: MakeSettings,
     slack: FakeSlack,
-    notifier: SlackNotifier,
+    notifier: SlackChannelNotifier,
     webhook: SlackWebhookNotifier,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -379,8 +474,8 @@ async def test_no_secret_in_logs_errors_or_checks(
                 await destination.post(ALERT)
             errors.append(raised.value.message)
     slack.fail("auth.test", error="invalid_auth")
-    results = await doctor_checks(settings_for(SLACK_WEBHOOK_URL=slack.webhook_url))
-    results += await doctor_checks(settings_for(SLACK_WEBHOOK_URL=slack.webhook_url))
+    results = await checks(settings_for(SLACK_WEBHOOK_URL=slack.webhook_url))
+    results += await checks(settings_for(SLACK_WEBHOOK_URL=slack.webhook_url))
 
     said = "\n".join(
         errors

@@ -37,7 +37,7 @@ from usage_bot._clock import FakeClock
 from usage_bot._config import Settings
 from usage_bot._http import HttpServer
 from usage_bot._simulator import SimulatedUpstream
-from usage_bot.frontends.slack import EVENTS_PATH, MAX_REQUEST_BYTES
+from usage_bot.frontends.slack.http_mode import EVENTS_PATH, MAX_REQUEST_BYTES
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

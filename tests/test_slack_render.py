@@ -13,7 +13,9 @@ from usage_bot._exceptions import CredentialsExpired, RateLimited
 from usage_bot._model import AccountUsage, parse_usage
 from usage_bot._notify import AlertMessage
 from usage_bot._report import AccountReport, build_report
-from usage_bot.frontends.slack_render import (
+from usage_bot._texts import FETCHING
+from usage_bot.frontends import Reply
+from usage_bot.frontends.slack.render import (
     MAX_BLOCKS,
     MAX_HEADER,
     MAX_TEXT,
@@ -22,6 +24,7 @@ from usage_bot.frontends.slack_render import (
     render_alert,
     render_help,
     render_reports,
+    reply_payload,
 )
 
 NOW = datetime(2026, 7, 19, 1, 0, tzinfo=UTC)
@@ -292,6 +295,69 @@ def test_help_names_the_accounts_and_what_was_not_understood() -> None:
     assert "`/claude-usage share`" in text
     assert "Accounts: `alice`, `bob`." in text
     assert_within_block_kit(message)
+
+
+def test_the_help_in_full() -> None:
+    message = render_help(["default"])
+
+    assert message.blocks[0]["text"]["text"] == (
+        "*/claude-usage* shows how much of the team's Claude subscription quota is used, and "
+        "when each limit resets.\n"
+        "• `/claude-usage`: the report, only for you\n"
+        "• `/claude-usage share`: the report, posted in this channel\n"
+        "• `/claude-usage NAME`: one account in full (also `share NAME`)\n"
+        "• `/claude-usage help`: this help"
+    )
+    assert "Accounts:" not in shown(message), "one account: nothing to choose"
+
+
+def test_what_was_not_understood_is_quoted_short() -> None:
+    text = shown(render_help([], unknown="x" * 500))
+
+    assert text.startswith("I don't understand `" + "x" * 99 + "…`.")
+
+
+# -- replies: what ack and respond are given ----------------------------------------------
+
+
+def test_a_report_for_the_channel_is_in_channel() -> None:
+    reply = Reply("usage", visibility="channel", reports=(report(LISTED),))
+
+    payload = reply_payload(reply)
+
+    assert payload["response_type"] == "in_channel"
+    assert payload["blocks"][0]["text"]["text"] == "Claude usage: default"
+    assert payload["text"].startswith("Claude usage for default: 5-hour 15%")
+
+
+def test_a_pending_report_is_private_and_says_newer_values_follow() -> None:
+    reply = Reply("usage", reports=(report(LISTED, age=300),), pending=True)
+
+    payload = reply_payload(reply)
+
+    assert payload["response_type"] == "ephemeral"
+    assert "newer values follow" in payload["text"]
+
+
+def test_a_notice_is_its_sentence_alone() -> None:
+    assert reply_payload(Reply("notice", text=FETCHING)) == {
+        "text": FETCHING,
+        "response_type": "ephemeral",
+    }
+
+
+def test_the_help_reply_names_the_accounts_and_what_was_not_understood() -> None:
+    reply = Reply("help", not_understood="carol", accounts=("alice", "bob"))
+
+    payload = reply_payload(reply)
+
+    assert payload["response_type"] == "ephemeral"
+    text = payload["blocks"][0]["text"]["text"]
+    assert text.startswith("I don't understand `carol`.\n\n*/claude-usage* shows")
+    assert text.endswith("\n\nAccounts: `alice`, `bob`.")
+
+
+# -- alerts --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from usage_bot._report import AccountReport, build_report
 from usage_bot._terminal import render_report, render_reports
 
 NOW = datetime(2026, 7, 19, 0, 0, tzinfo=UTC)
-# 17:00 on the 18th where the reader is: a reset at 03:39 UTC is 20:39 the same local day.
+# 17:00 on the 18th where the reader is: a reset at 03:39:59.57 UTC is 20:40 that local day.
 PACIFIC = timezone(timedelta(hours=-7), "PDT")
 
 LIMITS = (
@@ -77,7 +77,9 @@ def test_limits_keep_their_order(width: int) -> None:
 def test_times_are_local_to_the_injected_time_zone(width: int) -> None:
     text = render(report_of(), width)
     assert "(as of 16:59)" in text.splitlines()[0]
-    assert "20:39" in text
+    # Rounded to the nearest minute, as every time the bot shows.
+    assert "20:40" in text
+    assert "20:39" not in text
     assert "03:39" not in text
     assert "in 3 h 39 min" in text
 
@@ -122,7 +124,7 @@ def test_narrow_rows_put_the_bar_on_its_own_line() -> None:
     assert lines[index].endswith("15%")
     assert len(lines[index]) == 40
     assert lines[index + 1] == "██████" + "░" * 34
-    assert lines[index + 2].startswith("resets 20:39")
+    assert lines[index + 2].startswith("resets 20:40")
 
 
 @pytest.mark.parametrize("width", [80, 40])

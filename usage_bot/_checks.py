@@ -16,3 +16,6 @@ class CheckResult:
     verdict: Verdict
     detail: str
     fix: str | None = None
+    # When it failed, what `doctor` exits with (PRODUCT.md's codes): 2 a setting, 3 a
+    # login, 4 the upstream, 1 anything else (a chat platform, the state file).
+    exit_code: int = 1

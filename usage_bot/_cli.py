@@ -13,18 +13,20 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 import httpx
 
 from usage_bot import __version__
-from usage_bot._app import build_core
-from usage_bot._config import Settings, load_settings
+from usage_bot._config import Settings, Strictness, load_settings
+from usage_bot._core import build_core
 from usage_bot._exceptions import ConfigError, RateLimited, UsageBotError
 from usage_bot._logging import Redactor, configure_logging
 from usage_bot._report import build_report, to_json
 from usage_bot._terminal import render_report
+from usage_bot._timing import DEMO_MAX_HOURS as MAX_HOURS
+from usage_bot._timing import DEMO_MAX_SPEED as MAX_SPEED
 
 log = logging.getLogger("usage_bot")
 
@@ -36,16 +38,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         from usage_bot._demo import run_demo
 
         return _guard(lambda: run_demo(speed=args.speed, hours=args.hours), Redactor())
+    # A chat setting never stops `check` (nor the login and upstream lines of `doctor`,
+    # which shows every problem itself); `run` needs them all right.
+    reach: dict[str, Strictness] = {"check": "core", "doctor": "none", "health": "core"}
+    strict = reach.get(command, "all")
     try:
-        settings = load_settings()
+        settings = load_settings(strict=strict)
     except ConfigError as exc:
         print(f"usage-bot: {exc.message}", file=sys.stderr)
         return exc.exit_code
     redact = configure_logging(
         level=settings.log.level, fmt=settings.log.format, secrets=settings.secrets()
     )
-    for warning in settings.warnings:
-        log.warning(warning)
+    if command != "doctor":  # doctor lists them among its own lines
+        for warning in (*settings.warnings, *settings.problems):
+            log.warning(warning)
     if command == "check":
         return _guard(lambda: _check(settings, as_json=args.json), redact)
     if command == "health":
@@ -61,25 +68,82 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _guard(lambda: start(settings), redact)
 
 
+EXIT_CODES = (
+    "exit codes: 0 fine; 2 a setting is wrong; 3 the Claude login is missing, expired, "
+    "rejected or lacks its scope; 4 the usage endpoint failed (rate limit, HTTP error, "
+    "network, unexpected answer); 1 anything else."
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="usage-bot",
         description="Your team's Claude subscription quota in Slack and Discord. With no "
         "command: run the bot if anything is configured, else explain and show the demo.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("--version", action="version", version=f"usage-bot {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("run", help="run the bot with every configured front end")
-    check = commands.add_parser("check", help="fetch the usage once, print it, exit")
-    check.add_argument("--json", action="store_true", help="print one JSON document")
-    commands.add_parser("doctor", help="check every piece of configuration")
-    commands.add_parser("health", help="ask the running bot whether it is healthy (exit 0/1)")
-    demo = commands.add_parser("demo", help="the whole bot offline, in accelerated time")
-    demo.add_argument(
-        "--speed", type=float, default=600.0, help="simulated seconds per real second (600)"
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=description, epilog=EXIT_CODES)
+
+    command(
+        "run",
+        "run the bot with every configured front end",
+        "Run the bot: /claude-usage in Slack and Discord (whichever is configured; the "
+        "console when neither is), the alert scheduler, and /healthz and /metrics. Stops "
+        "cleanly on SIGTERM or Ctrl-C.",
     )
-    demo.add_argument("--hours", type=float, default=3.0, help="simulated hours to run (3)")
+    check = command(
+        "check",
+        "fetch the usage once, print it, exit",
+        "Read each account's usage once and print the report (or one JSON document). "
+        "Chat settings are not needed and never stop it.",
+    )
+    check.add_argument("--json", action="store_true", help="print one JSON document")
+    command(
+        "doctor",
+        "check every piece of configuration",
+        "Check every setting, each login, the usage endpoint, the state file and each chat "
+        "platform, one line each with the fix. It posts nothing anywhere. It exits with the "
+        "code of the first check that failed.",
+    )
+    command(
+        "health",
+        "ask the running bot whether it is healthy (exit 0/1)",
+        "Ask the running bot's /healthz (for container health checks without curl): exit 0 "
+        "when it is healthy, 1 when it is not or does not answer.",
+    )
+    demo = command(
+        "demo",
+        "the whole bot offline, in accelerated time",
+        "The whole bot offline, against a simulated account, in accelerated time: the "
+        "report, threshold alerts and a reset. Nothing needs configuring.",
+    )
+    demo.add_argument(
+        "--speed",
+        type=_between(0, MAX_SPEED),
+        default=600.0,
+        help="simulated seconds per real second (600)",
+    )
+    demo.add_argument(
+        "--hours", type=_between(0, MAX_HOURS), default=3.0, help="simulated hours to run (3)"
+    )
     return parser
+
+
+def _between(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+        if not low < value <= high:
+            raise argparse.ArgumentTypeError(f"{raw} is not over {low:g} and at most {high:g}")
+        return value
+
+    return parse
 
 
 def _guard(run: object, redact: Redactor) -> int:
@@ -87,11 +151,14 @@ def _guard(run: object, redact: Redactor) -> int:
     assert callable(run)
     try:
         result = asyncio.run(run())
+        sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # The reader went away (`usage-bot check | head`): nothing to report to anyone.
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit
+        # The reader went away (`usage-bot demo | head`): nothing to report to anyone, and
+        # nothing more to write, not even the interpreter's last flush.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 0
     except UsageBotError as exc:
         print(f"usage-bot: {redact(exc.message)}", file=sys.stderr)

@@ -7,6 +7,7 @@ one go, each line naming the variable and the fix.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -78,6 +79,14 @@ def _home_claude() -> Path:
 
 
 @dataclass(frozen=True, slots=True)
+class SeatSpec:
+    """A seat that pushes its own usage (``USAGE_BOT_SEATS``): its name and its token."""
+
+    name: str
+    token: Secret
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamConfig:
     """Where the usage comes from: the logins, the endpoint, how often to ask."""
 
@@ -88,6 +97,7 @@ class UpstreamConfig:
     api_base_url: str = "https://api.anthropic.com"
     user_agent: str = DEFAULT_USER_AGENT
     poll_seconds: int = 180
+    seats: tuple[SeatSpec, ...] = ()
 
     @property
     def min_fetch_interval(self) -> float:
@@ -103,6 +113,8 @@ class AlertConfig:
     reset_announce: ResetAnnounce = "alerted"
     # None: an expired login is never an incident ("never").
     expired_login_alert_after: timedelta | None = timedelta(hours=24)
+    forecast: bool = True
+    forecast_min_span: timedelta = timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +137,7 @@ class SlackConfig:
     api_base_url: str = "https://slack.com/api/"
     allowed_channels: frozenset[str] = frozenset()
     allowed_users: frozenset[str] = frozenset()
+    admin_users: frozenset[str] = frozenset()
 
     @property
     def enabled(self) -> bool:
@@ -174,6 +187,8 @@ class Settings:
     log: LogConfig = LogConfig()
     state: str = DEFAULT_STATE
     warnings: tuple[str, ...] = ()
+    # Problems that did not stop this command (load_settings' ``strict``): shown by doctor.
+    problems: tuple[str, ...] = ()
 
     @property
     def chat_configured(self) -> bool:
@@ -190,22 +205,43 @@ class Settings:
             self.slack.webhook_url,
             self.discord.bot_token,
             self.discord.webhook_url,
+            *(seat.token for seat in self.upstream.seats),
         ):
             if value is not None and value.reveal():
                 yield value.reveal()
+
+
+Strictness = Literal["all", "core", "none"]
+_CHAT_PREFIXES = ("SLACK_", "DISCORD_")
+# Names of ours that are read elsewhere: by Compose (the container's user), and by the
+# status line and the push agent, which run on members' machines.
+_READ_ELSEWHERE = frozenset(
+    {"USAGE_BOT_UID", "USAGE_BOT_GID", "USAGE_BOT_SEAT_TOKEN", "USAGE_BOT_SEAT_TOKEN_FILE"}
+)
 
 
 def load_settings(
     environ: Mapping[str, str] | None = None,
     *,
     dotenv_path: Path | None = Path(".env"),
+    strict: Strictness = "all",
 ) -> Settings:
-    """Read the environment (over ``.env``), or raise :class:`ConfigError` with every problem."""
+    """Read the environment (over ``.env``), or raise :class:`ConfigError` with every problem.
+
+    ``strict`` says which problems stop: ``all`` (``usage-bot run``), ``core`` (the chat
+    settings never stop ``check``: their problems are kept in ``Settings.problems``) or
+    ``none`` (``doctor`` shows every problem itself). A setting with a problem keeps its
+    default. Names of ours that are no setting at all are warnings, with the nearest name.
+    """
     env: dict[str, str] = {}
     if dotenv_path is not None and dotenv_path.is_file():
         env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
     env.update(os.environ if environ is None else environ)
-    return _Reader(env).settings()
+    return _Reader(env).settings(strict)
+
+
+def _is_chat(problem: str) -> bool:
+    return problem.startswith(_CHAT_PREFIXES)
 
 
 class _Reader:
@@ -215,8 +251,10 @@ class _Reader:
         self.env = {k: v.strip() for k, v in env.items()}
         self.problems: list[str] = []
         self.warnings: list[str] = []
+        self.known: set[str] = set()
 
     def raw(self, name: str) -> str | None:
+        self.known.add(name)
         value = self.env.get(name, "")
         return value or None
 
@@ -268,7 +306,7 @@ class _Reader:
             return Secret(text)
         return Secret(direct) if direct else None
 
-    def settings(self) -> Settings:
+    def settings(self, strict: Strictness) -> Settings:
         s = Settings(
             upstream=self.upstream(),
             alerts=self.alerts(),
@@ -284,15 +322,40 @@ class _Reader:
             ),
         )
         self.check_combinations(s)
-        if s.upstream.poll_seconds < 60 and not self.problems:
+        if s.upstream.poll_seconds < 60 and "USAGE_BOT_POLL_SECONDS" in self.env:
             self.warnings.append(
                 f"USAGE_BOT_POLL_SECONDS={s.upstream.poll_seconds} polls more often than once "
                 "a minute; the usage endpoint is shared with your own Claude Code, so keep it "
                 "at 60 or more outside tests and demos."
             )
-        if self.problems:
-            raise ConfigError(self.problems)
-        return replace(s, warnings=tuple(self.warnings))
+        self.warnings.extend(self.unknown_names())
+        stopping = {
+            "all": self.problems,
+            "core": [p for p in self.problems if not _is_chat(p)],
+            "none": [],
+        }[strict]
+        if stopping:
+            raise ConfigError(self.problems)  # stopped anyway: every problem, at once
+        return replace(s, warnings=tuple(self.warnings), problems=tuple(self.problems))
+
+    def unknown_names(self) -> list[str]:
+        """Names that look like ours but are no setting: a typo is otherwise silent."""
+        ours = ("USAGE_BOT_", *_CHAT_PREFIXES)
+        found = []
+        for name in sorted(self.env):
+            if not name.startswith(ours) or name in self.known or name in _READ_ELSEWHERE:
+                continue
+            hint = f"did you mean {near}?" if (near := self.nearest(name)) else "it is ignored."
+            found.append(f"{name}: no such setting; {hint}")
+        return found
+
+    def nearest(self, name: str) -> str | None:
+        """The known name most like ``name``, judged on what follows the shared prefix
+        (every USAGE_BOT_ name is alike in its first ten letters)."""
+        prefix = next(p for p in ("USAGE_BOT_", *_CHAT_PREFIXES) if name.startswith(p))
+        tails = {k.removeprefix(prefix): k for k in self.known if k.startswith(prefix)}
+        near = difflib.get_close_matches(name.removeprefix(prefix), sorted(tails), n=1, cutoff=0.6)
+        return tails[near[0]] if near else None
 
     def upstream(self) -> UpstreamConfig:
         d = UpstreamConfig()
@@ -328,7 +391,21 @@ class _Reader:
                 d.poll_seconds,
                 f"use a whole number of seconds, at least 1 (default {d.poll_seconds}).",
             ),
+            seats=self.seats(),
         )
+
+    def seats(self) -> tuple[SeatSpec, ...]:
+        secret = self.secret("USAGE_BOT_SEATS")
+        if secret is None:
+            return ()
+        try:
+            return _seats(secret.reveal())
+        except ValueError as exc:
+            self.problems.append(
+                f"USAGE_BOT_SEATS is not valid ({exc}): write name=token pairs separated by "
+                "commas; `usage-bot seat token` makes a token and prints the line to add."
+            )
+            return ()
 
     def alerts(self) -> AlertConfig:
         d = AlertConfig()
@@ -351,6 +428,13 @@ class _Reader:
                 d.expired_login_alert_after,
                 "use a duration such as 24h, 90m or 2d (plain numbers are seconds), 0 for at "
                 "once, or never.",
+            ),
+            forecast=self.value("USAGE_BOT_FORECAST", _on_off, d.forecast, "use on or off."),
+            forecast_min_span=self.value(
+                "USAGE_BOT_FORECAST_MIN_SPAN",
+                duration,
+                d.forecast_min_span,
+                "use a duration such as 30m or 2h (plain numbers are seconds).",
             ),
         )
 
@@ -416,6 +500,12 @@ class _Reader:
                 "SLACK_ALLOWED_USERS",
                 _id_list(_SLACK_USER, str),
                 d.allowed_users,
+                "use user IDs such as U0123456789, separated by commas.",
+            ),
+            admin_users=self.value(
+                "SLACK_ADMIN_USERS",
+                _id_list(_SLACK_USER, str),
+                d.admin_users,
                 "use user IDs such as U0123456789, separated by commas.",
             ),
         )
@@ -613,9 +703,43 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
 
 
 def _state(raw: str) -> str:
+    """A path, ``sqlite:///path``, ``:memory:``; the state back end checks the rest."""
     if "://" in raw and not raw.startswith("sqlite:///"):
         raise ValueError("only SQLite is supported")
     return raw.removeprefix("sqlite:///") if raw.startswith("sqlite:///") else raw
+
+
+def _on_off(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("on", "true", "yes", "1"):
+        return True
+    if lowered in ("off", "false", "no", "0"):
+        return False
+    raise ValueError("")
+
+
+def _seats(raw: str) -> tuple[SeatSpec, ...]:
+    """``alice=TOKEN,bob=TOKEN``; the error names a seat, never a token."""
+    seats: list[SeatSpec] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        name, sep, token = part.partition("=")
+        name, token = name.strip(), token.strip()
+        if not sep or not token:
+            raise ValueError(f"the seat {name or '?'!r} has no =token")
+        if not _ACCOUNT_NAME.match(name):
+            raise ValueError(f"{name!r} is not a name of letters, digits, '.', '_' or '-'")
+        if any(seat.name == name for seat in seats):
+            raise ValueError(f"{name!r} is named twice")
+        if len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token:
+            raise ValueError(f"the token of {name!r} is too short or not printable ASCII")
+        if any(seat.token.reveal() == token for seat in seats):
+            raise ValueError(f"{name!r} has the token of another seat")
+        seats.append(SeatSpec(name, Secret(token)))
+    if not seats:
+        raise ValueError("no seat is named")
+    return tuple(seats)
 
 
 def _port(raw: str) -> int:

@@ -11,10 +11,10 @@ from typing import TextIO
 
 import httpx
 
-from usage_bot._app import Core, build_core
 from usage_bot._checks import CheckResult
 from usage_bot._clock import Clock
 from usage_bot._config import Settings
+from usage_bot._core import Core, build_core
 from usage_bot._credentials import REQUIRED_SCOPE, CredentialLoader
 from usage_bot._exceptions import CredentialsError, UsageBotError
 from usage_bot._model import parse_usage
@@ -32,7 +32,7 @@ async def run_doctor(
     transport: httpx.AsyncBaseTransport | None = None,
     platform: str = sys.platform,
 ) -> int:
-    """Print every check; exit 1 when any failed."""
+    """Print every check; exit with the code of the first that failed (0 when none did)."""
     core = build_core(settings, clock=clock, transport=transport, platform=platform)
     results: list[CheckResult] = []
     try:
@@ -44,12 +44,16 @@ async def run_doctor(
     finally:
         await core.aclose()
     write_results(results, out)
-    failed = sum(r.verdict == "fail" for r in results)
-    print(
-        f"\n{failed} check{'s' if failed != 1 else ''} failed." if failed else "\nAll good.",
-        file=out,
-    )
-    return 1 if failed else 0
+    failed = [r for r in results if r.verdict == "fail"]
+    warned = sum(r.verdict == "warn" for r in results)
+    if failed:
+        summary = f"{len(failed)} check{'s' if len(failed) != 1 else ''} failed."
+    elif warned:
+        summary = f"No check failed; {warned} warning{'s' if warned != 1 else ''} above."
+    else:
+        summary = "All good."
+    print(f"\n{summary}", file=out)
+    return failed[0].exit_code if failed else 0
 
 
 def write_results(results: Iterable[CheckResult], out: TextIO) -> None:
@@ -83,6 +87,7 @@ def _configuration(settings: Settings) -> list[CheckResult]:
             None if front else "set SLACK_BOT_TOKEN or DISCORD_BOT_TOKEN (see README).",
         )
     ]
+    results.extend(CheckResult("configuration", "fail", p, exit_code=2) for p in settings.problems)
     results.extend(CheckResult("configuration", "warn", w) for w in settings.warnings)
     return results
 
@@ -93,7 +98,7 @@ async def _account(core: Core, loader: CredentialLoader) -> list[CheckResult]:
     try:
         credentials = loader.read()
     except CredentialsError as exc:
-        return [CheckResult(f"{name}: login", "fail", exc.message)]
+        return [CheckResult(f"{name}: login", "fail", exc.message, exit_code=exc.exit_code)]
     results = [
         CheckResult(
             f"{name}: login",
@@ -115,6 +120,7 @@ async def _account(core: Core, loader: CredentialLoader) -> list[CheckResult]:
                 "fail",
                 f"expired {ago} ago",
                 "run `claude` on the workstation (Claude Code renews the login while in use).",
+                exit_code=3,
             )
         )
     else:
@@ -144,6 +150,7 @@ async def _account(core: Core, loader: CredentialLoader) -> list[CheckResult]:
                 "fail",
                 f"{', '.join(credentials.scopes) or 'none'} (no {REQUIRED_SCOPE})",
                 "use the login from `claude`, not a `claude setup-token` token.",
+                exit_code=3,
             )
         )
     else:
@@ -155,7 +162,9 @@ async def _account(core: Core, loader: CredentialLoader) -> list[CheckResult]:
         payload = await core.client.fetch(credentials.token.reveal(), now=now)
         snapshot = parse_usage(payload, fetched_at=now, thresholds=core.settings.alerts.thresholds)
     except UsageBotError as exc:
-        results.append(CheckResult(f"{name}: usage endpoint", "fail", exc.message))
+        results.append(
+            CheckResult(f"{name}: usage endpoint", "fail", exc.message, exit_code=exc.exit_code)
+        )
         return results
     seen = ", ".join(f"{lim.label} {format_percent(lim.percent)}" for lim in snapshot.limits)
     results.append(
@@ -182,11 +191,11 @@ async def _chat(settings: Settings) -> list[CheckResult]:
     """Slack's and Discord's own checks, importing each SDK only when it is configured."""
     results: list[CheckResult] = []
     if settings.slack.enabled or settings.slack.webhook_url is not None:
-        from usage_bot.frontends.slack import doctor_checks as slack_checks
+        from usage_bot.frontends.slack.doctor import doctor_checks as slack_checks
 
-        results.extend(await slack_checks(settings))
+        results.extend(await slack_checks(settings.slack, settings.http))
     if settings.discord.enabled or settings.discord.webhook_url is not None:
-        from usage_bot.frontends.discord import doctor_checks as discord_checks
+        from usage_bot.frontends.discord.doctor import doctor_checks as discord_checks
 
-        results.extend(await discord_checks(settings))
+        results.extend(await discord_checks(settings.discord))
     return results

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from usage_bot._exceptions import ConfigError
+from usage_bot._metrics import Exposition
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,12 +54,12 @@ class HttpServer:
         host: str,
         port: int,
         health: Callable[[], Health] | None = None,
-        metrics: Callable[[], str] | None = None,
+        metrics: Callable[[], Exposition] | None = None,
     ) -> None:
         self._host = host
         self._port = port
         self._health = health or (lambda: Health(True, {"status": "ok"}))
-        self._metrics = metrics or (lambda: "")
+        self._metrics = metrics or (lambda: Exposition(b"", "text/plain; version=0.0.4"))
         self._app = web.Application()
         self._app.router.add_get("/healthz", self._healthz)
         self._app.router.add_get("/metrics", self._metrics_page)
@@ -110,9 +111,8 @@ class HttpServer:
         )
 
     async def _metrics_page(self, _: web.Request) -> web.Response:
+        exposition = self._metrics()
         return web.Response(
-            text=self._metrics(),
-            content_type="text/plain",
-            charset="utf-8",
-            headers={"X-Content-Type-Options": "nosniff"},
+            body=exposition.body,
+            headers={"Content-Type": exposition.content_type, "X-Content-Type-Options": "nosniff"},
         )

@@ -10,6 +10,7 @@ Everything here is pure.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -130,6 +131,14 @@ def build_report(usage: AccountUsage, now: datetime) -> AccountReport:
         spend=snapshot.spend if snapshot else None,
         login_expired_ago=max(now - expired.expired_at, timedelta(0)) if expired else None,
     )
+
+
+def to_the_minute(moment: datetime) -> datetime:
+    """The minute a time is shown as, everywhere (terminal, Slack, Discord, alerts): the
+    nearest one. The upstream says 03:39:59.57 for a window that resets at 03:40."""
+    with contextlib.suppress(OverflowError):  # the calendar's last minute has no next one
+        moment += timedelta(seconds=30)
+    return moment.replace(second=0, microsecond=0)
 
 
 def bar(percent: float, width: int = 10, *, full: str = "█", empty: str = "░") -> str:

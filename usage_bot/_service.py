@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from usage_bot._client import MAX_RETRY_AFTER, UsageClient
 from usage_bot._clock import Clock
 from usage_bot._credentials import CredentialLoader
+from usage_bot._events import NO_OBSERVER, Observer, UsageRead
 from usage_bot._exceptions import (
     CredentialsError,
     CredentialsExpired,
@@ -40,9 +41,6 @@ log = logging.getLogger(__name__)
 
 RATE_LIMIT_BACKOFF_START = 300.0
 ERROR_BACKOFF_CAP = 600.0
-
-
-Listener = Callable[[AccountUsage], None]
 
 
 @dataclass
@@ -68,6 +66,7 @@ class UsageService:
         clock: Clock,
         min_interval: float = 30.0,
         thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         self._client = client
         self._clock = clock
@@ -77,7 +76,7 @@ class UsageService:
             loader.account.name: _AccountState(loader, AccountUsage(loader.account.name, None))
             for loader in loaders
         }
-        self._listeners: list[Listener] = []
+        self._observer = observer
 
     @property
     def accounts(self) -> tuple[str, ...]:
@@ -87,13 +86,13 @@ class UsageService:
     def clock(self) -> Clock:
         return self._clock
 
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener`` with the result of every upstream attempt (history, metrics)."""
-        self._listeners.append(listener)
-
     def peek(self, account: str) -> AccountUsage:
         """What is known now, without asking anyone."""
         return self._state(account).usage
+
+    def peek_all(self) -> list[AccountUsage]:
+        """What is known of every account now, in the configured order."""
+        return [state.usage for state in self._accounts.values()]
 
     def would_fetch(self, account: str) -> bool:
         """True when :meth:`get` would have to wait for the upstream."""
@@ -208,9 +207,5 @@ class UsageService:
         )
         if error is not None:
             log.warning("usage for %s: %s", previous.account, error.message)
-        for listener in self._listeners:
-            try:
-                listener(state.usage)
-            except Exception:
-                log.exception("a usage listener failed")
+        self._observer.observe(UsageRead(previous.account, error.code if error else "ok"))
         return state.usage

@@ -19,9 +19,20 @@ from usage_bot._report import (
     format_duration,
     format_percent,
     spend_text,
+    to_the_minute,
 )
 
 _MARKERS = {0: "", 1: " !", 2: " !!"}
+
+
+def wrap(text: str, width: int, **options: str) -> list[str]:
+    """Lines of at most ``width``, broken between words: never inside ``usage-bot`` or a
+    URL at its hyphens (a word longer than the line is still cut, as it must be)."""
+    return textwrap.wrap(text, width, break_on_hyphens=False, **options)  # type: ignore[arg-type]
+
+
+def fill(text: str, width: int, **options: str) -> str:
+    return "\n".join(wrap(text, width, **options))
 
 
 def render_reports(
@@ -49,7 +60,7 @@ def render_report(
     header = f"Claude usage: {report.account}"
     if report.fetched_at is not None and report.age is not None:
         header += f" (as of {_clock_time(report.fetched_at, now, tz)})"
-    lines = textwrap.wrap(header, width)
+    lines = wrap(header, width)
     label_width = max((len(row.label) for row in report.rows), default=0)
     wide = [_wide_row(row, label_width, now, tz, unicode) for row in report.rows]
     if all(len(line) <= width for line in wide):
@@ -61,14 +72,14 @@ def render_report(
             lines.extend(_narrow_row(row, width, now, tz, unicode))
             lines.extend(_details(row, width, indent="  "))
     if report.spend is not None:
-        lines.extend(textwrap.wrap(spend_text(report.spend), width))
+        lines.extend(wrap(spend_text(report.spend), width))
     if report.extra_usage is not None:
-        lines.extend(textwrap.wrap(extra_usage_text(report.extra_usage), width))
+        lines.extend(wrap(extra_usage_text(report.extra_usage), width))
     note = report.staleness_note
     if note:
-        lines.extend(textwrap.wrap(note, width))
+        lines.extend(wrap(note, width))
     elif report.error:
-        lines.extend(textwrap.wrap(report.error, width))
+        lines.extend(wrap(report.error, width))
     elif not report.rows:
         lines.append("No limits reported.")
     return "\n".join(lines)
@@ -92,7 +103,7 @@ def _narrow_row(
     label = row.label[: width - len(percent) - 1]
     lines = [label + " " * (width - len(label) - len(percent)) + percent]
     lines.append(bar(row.percent, width, **_bar_chars(unicode)))
-    lines.extend(textwrap.wrap(_resets(row, now, tz), width))
+    lines.extend(wrap(_resets(row, now, tz), width))
     return lines
 
 
@@ -100,9 +111,7 @@ def _details(row: ReportRow, width: int, *, indent: str) -> list[str]:
     return [
         line
         for detail in row.details
-        for line in textwrap.wrap(
-            detail, width, initial_indent=indent, subsequent_indent=indent + "  "
-        )
+        for line in wrap(detail, width, initial_indent=indent, subsequent_indent=indent + "  ")
     ]
 
 
@@ -125,7 +134,7 @@ def _when(row: ReportRow, now: datetime, tz: tzinfo | None) -> str:
 
 def _clock_time(moment: datetime, now: datetime, tz: tzinfo | None) -> str:
     """``15:39`` today, ``Tue 15:39`` within a week (weekly windows), else the date."""
-    local, local_now = moment.astimezone(tz), now.astimezone(tz)
+    local, local_now = to_the_minute(moment).astimezone(tz), now.astimezone(tz)
     if local.date() == local_now.date():
         return local.strftime("%H:%M")
     if abs((local.date() - local_now.date()).days) <= 7:

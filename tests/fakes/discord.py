@@ -82,7 +82,7 @@ _APPLICATION_COMMAND, _AUTOCOMPLETE = 2, 4
 _CHANNEL_MESSAGE, _DEFERRED_CHANNEL_MESSAGE = 4, 5
 _EPHEMERAL, _LOADING = 1 << 6, 1 << 7
 _GUILDS_INTENT = 1 << 0
-_TEXT_CHANNEL, _DM_CHANNEL = 0, 1
+_TEXT_CHANNEL, _DM_CHANNEL, _PUBLIC_THREAD = 0, 1, 11
 _DEFAULT_MESSAGE, _CHAT_INPUT_COMMAND_MESSAGE = 0, 20
 # View channel, send messages, embed links, read history, use application commands.
 _BOT_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 16) | (1 << 31)
@@ -397,6 +397,12 @@ class FakeDiscord:
         if code is None:
             code = _DEFAULT_ERROR_CODES.get(status, 0)
         self._failures[key].extend([_Failure(status, code, retry_after, is_global)] * times)
+
+    def add_thread(self, *, parent_id: int = CHANNEL_ID) -> int:
+        """A public thread in channel ``parent_id``; its id, for ``dispatch_command``."""
+        thread_id = self._new_id()
+        self.channels[thread_id] = _thread(thread_id, parent_id)
+        return thread_id
 
     # -- gateway -----------------------------------------------------------------------
 
@@ -1104,6 +1110,28 @@ def _text_channel(channel_id: int) -> JsonObject:
         "rate_limit_per_user": 0,
         "parent_id": None,
         "flags": 0,
+    }
+
+
+def _thread(thread_id: int, parent_id: int) -> JsonObject:
+    return {
+        "id": str(thread_id),
+        "type": _PUBLIC_THREAD,
+        "guild_id": str(GUILD_ID),
+        "parent_id": str(parent_id),
+        "owner_id": str(USER_ID),
+        "name": "a thread",
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "message_count": 0,
+        "member_count": 1,
+        "flags": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": _DISCORD_EPOCH.isoformat(),
+            "locked": False,
+        },
     }
 
 

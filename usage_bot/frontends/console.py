@@ -7,34 +7,42 @@ logs too) and the front end when no chat platform is configured. Times are local
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import sys
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TextIO
 
+from usage_bot._clock import Clock
+from usage_bot._command import AccessPolicy, Caller
 from usage_bot._exceptions import DeliveryError
-from usage_bot._notify import AlertMessage, Notifier
-from usage_bot._report import build_report
-from usage_bot._service import UsageService
-from usage_bot._terminal import render_reports
+from usage_bot._notify import AlertMessage
+from usage_bot._report import to_the_minute
+from usage_bot._terminal import fill, render_reports
+from usage_bot._texts import HELP_INTRO, HELP_LINES, SLASH, accounts_line, not_understood
+from usage_bot.frontends import CommandCore, Reply
 
 _MARKS = {"critical": "!!", "warning": "! "}
 
 
 class ConsoleNotifier:
-    """Prints each alert as one line to ``stream`` (standard output by default)."""
+    """Prints each alert to ``stream`` (standard output by default): one line each, as a
+    log reader wants, or wrapped to ``width`` columns for a person at a terminal."""
 
     name = "console"
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, width: int | None = None) -> None:
         # None: whatever sys.stdout is when posting, so redirection (and pytest) work.
         self._stream = stream
+        self._width = width
 
     async def post(self, message: AlertMessage) -> None:
         stream = self._stream or sys.stdout
+        line = format_alert_line(message)
+        if self._width is not None:
+            line = fill(line, self._width, subsequent_indent="   ")
         try:
-            stream.write(format_alert_line(message) + "\n")
+            stream.write(line + "\n")
             stream.flush()
         except (OSError, ValueError) as exc:
             # ValueError: the stream was closed under us; trying again will not reopen it.
@@ -55,8 +63,7 @@ def format_alert_line(message: AlertMessage) -> str:
 
 def local_time(moment: datetime) -> str:
     """``Sun 19 Jul 05:40 CEST``: the machine's time zone, to the nearest minute."""
-    # The upstream says 03:39:59.57 for a window that resets at 03:40.
-    local = (moment + timedelta(seconds=30)).astimezone()
+    local = to_the_minute(moment).astimezone()
     return local.strftime("%a %d %b %H:%M %Z").strip()
 
 
@@ -64,20 +71,22 @@ class ConsoleFrontEnd:
     """The front end when no chat platform is configured: the report on the terminal.
 
     It prints every account's report once the first values arrive, and, when standard
-    input is a terminal, answers a typed ``/claude-usage [NAME]`` (or just Enter) as the
-    chat front ends do.
+    input is a terminal, answers a typed ``/claude-usage [WORDS]`` (or just Enter) with the
+    same command core as the chat front ends: the same words mean the same here.
     """
 
     name = "console"
 
     def __init__(
         self,
-        service: UsageService,
+        commands: CommandCore,
         *,
+        clock: Clock,
         out: TextIO | None = None,
         interactive: bool | None = None,
     ) -> None:
-        self._service = service
+        self._commands = commands
+        self._clock = clock
         self._out = out
         self._interactive = sys.stdin.isatty() if interactive is None else interactive
         self._tasks: list[asyncio.Task[None]] = []
@@ -85,7 +94,7 @@ class ConsoleFrontEnd:
 
     async def start(self) -> None:
         self._running = True
-        self._tasks.append(asyncio.create_task(self._show(self._service.accounts)))
+        self._tasks.append(asyncio.create_task(self.answer("")))
         if self._interactive:
             self._tasks.append(asyncio.create_task(self._read_commands()))
 
@@ -99,31 +108,32 @@ class ConsoleFrontEnd:
     def healthy(self) -> bool:
         return self._running
 
-    def notifiers(self) -> Sequence[Notifier]:
-        return ()
-
     async def answer(self, line: str) -> None:
-        """One typed command: ``/claude-usage``, ``/claude-usage NAME``, or ``help``."""
-        words = line.strip().removeprefix("/claude-usage").split()
-        if words and words[0] in ("help", "?"):
-            self._print(
-                "Type /claude-usage (or press Enter) for the report, "
-                "/claude-usage NAME for one account."
-            )
-            return
-        names = self._service.accounts
-        if words and words[0] in names:
-            names = (words[0],)
-        elif words:
-            self._print(f"No account {words[0]!r}; accounts: {', '.join(names)}.")
-            return
-        await self._show(names)
+        """One typed line: ``/claude-usage WORDS``, or the words alone."""
+        words = line.strip().removeprefix(SLASH)
+        decided = self._commands.plan(words, caller=Caller("console"), policy=AccessPolicy())
+        given = await self._commands.answer(decided, platform="console", within=math.inf)
+        self._print(self._render(given.now))
+        if given.later is not None:
+            self._print(self._render(await given.later))
 
-    async def _show(self, names: Sequence[str]) -> None:
-        usages = [await self._service.get(name) for name in names]
-        now = self._service.clock.now()
-        width = shutil.get_terminal_size((80, 24)).columns
-        self._print(render_reports([build_report(u, now) for u in usages], now=now, width=width))
+    def _render(self, reply: Reply) -> str:
+        if reply.kind == "usage":
+            now = self._clock.now()
+            width = shutil.get_terminal_size((80, 24)).columns
+            return render_reports(reply.reports, now=now, width=width)
+        if reply.kind == "help":
+            lines = [f"{SLASH} {HELP_INTRO}"]
+            if reply.not_understood:
+                lines.insert(0, not_understood(reply.not_understood))
+            lines += [
+                f"  {SLASH} {words}".rstrip() + f": {meaning}" for words, meaning in HELP_LINES
+            ]
+            if (listed := accounts_line(reply.accounts)) is not None:
+                lines.append(listed)
+            lines.append("Press Enter alone for the report.")
+            return "\n".join(lines)
+        return reply.text
 
     async def _read_commands(self) -> None:
         loop = asyncio.get_running_loop()

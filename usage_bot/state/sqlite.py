@@ -13,6 +13,12 @@ version's statements, applied in order in one transaction when the file is opene
 Calls run in a worker thread (:func:`asyncio.to_thread`), one at a time per store, so a
 busy database never stalls the event loop. Times are stored as integer microseconds since
 the epoch, in UTC: exact, and they sort.
+
+``sqlite3`` stays in this module: an error SQLite raises while opening is a
+:class:`~usage_bot._exceptions.ConfigError` (the bot does not start), and one raised by a
+call is a :class:`~usage_bot._exceptions.StateUnavailable` saying, in one sentence, what
+it means and what to do (:data:`_MEANINGS`), with SQLite's own error chained to it. The
+call's transaction is rolled back: nothing of it is kept.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -32,7 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from usage_bot._alerts import AccountLedger, Assessment, IncidentRecord, WindowRecord
-from usage_bot._exceptions import ConfigError, StoreClosed
+from usage_bot._exceptions import ConfigError, StateUnavailable, StoreClosed
 from usage_bot._model import UsageSnapshot
 from usage_bot._notify import AlertMessage
 from usage_bot.state import (
@@ -132,21 +138,32 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 class SQLiteStore:
-    """:class:`usage_bot.state.StateStore` in one SQLite file. Build it with :meth:`open`."""
+    """:class:`usage_bot.state.StateStore` in one SQLite file. Build it with :meth:`open`.
 
-    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+    ``busy_timeout``: how long a call waits for another process's write lock before it
+    gives up with StateUnavailable.
+    """
+
+    def __init__(
+        self, connection: sqlite3.Connection, path: str, *, busy_timeout: float = BUSY_TIMEOUT
+    ) -> None:
+        # None once closed, or between losing the file and opening it again (see _connection).
         self._conn: sqlite3.Connection | None = connection
+        self._closed = False
         self._lock = threading.Lock()
         self.path = path
+        self._busy_timeout = busy_timeout
         self._inode = _inode(path)
+        # The -wal and -shm files this connection uses, to remove them if the file goes.
+        self._companions = {name: _inode(path + name) for name in _COMPANIONS}
 
     @classmethod
-    async def open(cls, path: str | Path) -> SQLiteStore:
+    async def open(cls, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SQLiteStore:
         """Open (creating it 0600 if needed) and migrate; raise ConfigError if it cannot."""
-        return await asyncio.to_thread(cls.open_blocking, path)
+        return await asyncio.to_thread(cls.open_blocking, path, busy_timeout=busy_timeout)
 
     @classmethod
-    def open_blocking(cls, path: str | Path) -> SQLiteStore:
+    def open_blocking(cls, path: str | Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SQLiteStore:
         """:meth:`open` for code outside the event loop (``doctor``, scripts)."""
         where = str(path)
         try:
@@ -155,12 +172,12 @@ class SQLiteStore:
                 _create_private(Path(where).expanduser())
                 where = str(Path(where).expanduser())
             conn = sqlite3.connect(
-                where, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+                where, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
         except (OSError, sqlite3.Error) as exc:
             raise _unusable(str(path), exc) from None
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal" and where != ":memory:":
                 log.warning(
@@ -177,7 +194,7 @@ class SQLiteStore:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, where)
+        return cls(conn, where, busy_timeout=busy_timeout)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.close_blocking)
@@ -185,9 +202,13 @@ class SQLiteStore:
     def close_blocking(self) -> None:
         """:meth:`close` for code outside the event loop."""
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._closed = True
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                try:
+                    conn.close()
+                except sqlite3.Error as exc:
+                    raise self._unavailable(exc) from exc
 
     # -- the alert ledger -------------------------------------------------------------
 
@@ -231,6 +252,8 @@ class SQLiteStore:
     async def claim_next(
         self, destination: str, *, owner: str, now: datetime, lease: timedelta
     ) -> Delivery | None:
+        at, until = _us(now), _us(now + lease)
+
         def run(conn: sqlite3.Connection) -> Delivery | None:
             with _write(conn):
                 row = conn.execute(
@@ -240,13 +263,13 @@ class SQLiteStore:
                     (destination,),
                 ).fetchone()
                 # Only the oldest may go: the later ones wait for it, to keep the order.
-                if row is None or row[8] > _us(now):
+                if row is None or row[8] > at:
                     return None
                 claim = f"{owner}#{uuid.uuid4().hex[:12]}"
                 conn.execute(
                     "UPDATE deliveries SET claimed_by = ?, not_before_us = ?, "
                     "attempts = attempts + 1 WHERE seq = ?",
-                    (claim, _us(now + lease), row[0]),
+                    (claim, until, row[0]),
                 )
                 delivery = _delivery(row[1:])
                 return replace(delivery, attempts=delivery.attempts + 1, claim=claim)
@@ -335,9 +358,9 @@ class SQLiteStore:
         def run(conn: sqlite3.Connection) -> list[UsageSample]:
             rows = conn.execute(
                 "SELECT account, limit_id, percent, resets_at_us, sampled_us FROM samples "
-                "WHERE (?1 IS NULL OR account = ?1) AND sampled_us >= ?2 "
+                "WHERE (?1 IS NULL OR account = ?1) AND (?2 IS NULL OR sampled_us >= ?2) "
                 "ORDER BY sampled_us, account, limit_id",
-                (account, _us(since) if since is not None else 0),
+                (account, _us(since)),
             ).fetchall()
             return [
                 UsageSample(
@@ -396,36 +419,126 @@ class SQLiteStore:
 
     def _locked(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
-            if self._conn is None:
+            if self._closed:
                 raise StoreClosed()
-            if self._inode is not None and _inode(self.path) != self._inode:
-                self._conn = self._recover(self._conn)
-            return work(self._conn)
+            try:
+                conn = self._connection()
+            except (sqlite3.Error, OSError) as exc:
+                raise self._unavailable(exc) from exc
+            except ConfigError as exc:  # the file now at the path cannot be opened
+                raise StateUnavailable(exc.problems[0]) from exc
+            try:
+                return work(conn)
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc) from exc
 
-    def _recover(self, conn: sqlite3.Connection) -> sqlite3.Connection:
-        """The file at the path is gone or another one: an open connection would go on
-        writing to an unlinked file, and the next start would forget every announcement.
-        Put what this connection holds back at the path (or, if another file now stands
-        there, use that one), and carry on with a connection to it."""
-        if _inode(self.path) is None:
-            log.error(
-                "USAGE_BOT_STATE=%s was deleted while the bot ran; writing the alert state "
-                "back to it",
-                self.path,
-            )
-            _create_private(Path(self.path))
-            conn.execute("VACUUM INTO ?", (self.path,))
+    def _connection(self) -> sqlite3.Connection:
+        """The connection to work on: the open one while the path still names its file.
+
+        If the file was deleted or replaced, an open connection would go on writing to a
+        file no one will open again, and the next start would forget every announcement.
+        So what it holds is written back to the path (if the path is free; if another file
+        stands there, that one is used), the old connection is closed, its ``-wal`` and
+        ``-shm`` files are removed (SQLite would otherwise replay the old file's log into
+        the new one: https://sqlite.org/howtocorrupt.html#_mispairing_database_files), and
+        a new connection is opened. If writing back fails, the old connection is kept, to
+        try again at the next call; if opening fails, the next call tries again.
+        """
+        conn = self._conn
+        if conn is not None and (self._inode is None or _inode(self.path) == self._inode):
+            return conn
+        if conn is not None:
+            deleted = _inode(self.path) is None
+            if deleted:
+                log.error(
+                    "USAGE_BOT_STATE=%s was deleted while the bot ran; writing the alert "
+                    "state back to it",
+                    self.path,
+                )
+                _create_private(Path(self.path))
+                try:
+                    conn.execute("VACUUM INTO ?", (self.path,))
+                except BaseException:
+                    # Half a copy would pass for "another file" next time: start it again.
+                    Path(self.path).unlink(missing_ok=True)
+                    raise
+            else:
+                log.warning(
+                    "USAGE_BOT_STATE=%s was replaced by another file while the bot ran; using it",
+                    self.path,
+                )
+            self._conn = None
+            conn.close()
+            for name, inode in self._companions.items():
+                # Next to a written-back file, any is the old one's; next to a replacement,
+                # only those still ours are (the replacement may have brought its own).
+                if deleted or (inode is not None and _inode(self.path + name) == inode):
+                    Path(self.path + name).unlink(missing_ok=True)
+        fresh = SQLiteStore.open_blocking(self.path, busy_timeout=self._busy_timeout)
+        assert fresh._conn is not None
+        self._conn, self._inode, self._companions = fresh._conn, fresh._inode, fresh._companions
+        return fresh._conn
+
+    def _unavailable(self, exc: sqlite3.Error | OSError) -> StateUnavailable:
+        """The one sentence for an error SQLite (or the file system) raised during a call."""
+        if isinstance(exc, OSError):
+            said, name = exc.strerror or str(exc), "OS"
         else:
-            log.warning(
-                "USAGE_BOT_STATE=%s was replaced by another file while the bot ran; using it",
-                self.path,
-            )
-        conn.close()
-        fresh = SQLiteStore.open_blocking(self.path)
-        self._inode = fresh._inode
-        replacement = fresh._conn
-        assert replacement is not None
-        return replacement
+            said, name = str(exc), getattr(exc, "sqlite_errorname", None) or ""
+        primary = "_".join(name.split("_")[:2])  # SQLITE_IOERR_WRITE -> SQLITE_IOERR
+        meaning, fix = _MEANINGS.get(primary, _MEANINGS[""])
+        meaning = meaning.format(busy=f"{self._busy_timeout:g}")
+        return StateUnavailable(
+            f"USAGE_BOT_STATE={self.path} cannot be used now: {said} ({meaning}); {fix}."
+        )
+
+
+# What SQLite's primary result codes mean to whoever runs the bot, and what to do. Nothing
+# of a failed call is kept, and the scheduler catches up on its next poll by itself.
+_MEANINGS: Mapping[str, tuple[str, str]] = {
+    "SQLITE_BUSY": (
+        "another process kept it locked for over {busy} s",
+        "if this lasts, stop whatever holds it open (an sqlite3 shell, a backup)",
+    ),
+    "SQLITE_LOCKED": (
+        "another connection kept it locked",
+        "if this lasts, stop whatever holds it open (an sqlite3 shell, a backup)",
+    ),
+    "SQLITE_READONLY": (
+        "the file or its file system cannot be written",
+        "make both writable by the bot's user; the bot then catches up by itself",
+    ),
+    "SQLITE_FULL": ("its disk is full", "free space on it; the bot then catches up by itself"),
+    "SQLITE_IOERR": (
+        "the disk failed to read or write it",
+        "check the disk (the volume, in a container); the bot tries again",
+    ),
+    "SQLITE_CANTOPEN": (
+        "the file or its folder cannot be opened",
+        "check that its folder exists and is writable by the bot's user",
+    ),
+    "SQLITE_PERM": (
+        "the bot's user may not write it",
+        "make the file and its folder writable by that user",
+    ),
+    "SQLITE_CORRUPT": (
+        "the file is damaged",
+        "restore it from a backup, or move it aside and restart (alerts of the current "
+        "windows may then be posted again)",
+    ),
+    "SQLITE_NOTADB": (
+        "the file is not a usage-bot state database",
+        "point USAGE_BOT_STATE back at the bot's own file",
+    ),
+    "OS": (
+        "the file system refused",
+        "check that its folder exists and is writable by the bot's user",
+    ),
+    "": ("the state database failed", "the bot tries again; if this lasts, report it"),
+}
+
+
+_COMPANIONS = ("-wal", "-shm")
 
 
 def _inode(path: str) -> int | None:
@@ -539,15 +652,12 @@ def _load_ledger(conn: sqlite3.Connection, account: str) -> AccountLedger:
 
 def _save_ledger(conn: sqlite3.Connection, ledger: AccountLedger, now: datetime) -> None:
     at = _us(now)
+    # The ledger is stored as the engine returned it: a window it dropped is forgotten.
+    conn.execute("DELETE FROM windows WHERE account = ?", (ledger.account,))
     conn.executemany(
         "INSERT INTO windows (account, limit_id, window_us, resets_at_us, level, percent, "
         "phase, serial, reset_announced, recent, updated_us) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (account, limit_id) DO UPDATE SET "
-        "window_us = excluded.window_us, resets_at_us = excluded.resets_at_us, "
-        "level = excluded.level, percent = excluded.percent, phase = excluded.phase, "
-        "serial = excluded.serial, reset_announced = excluded.reset_announced, "
-        "recent = excluded.recent, updated_us = excluded.updated_us",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 ledger.account,

@@ -1,10 +1,11 @@
-"""Slack's view of reports and alerts: Block Kit messages, pure functions of their inputs.
+"""Slack's view of replies and alerts: Block Kit messages, pure functions of their inputs.
 
 Every time a reader sees is a ``<!date^…>`` token, so that Slack shows it in the reader's
 own time zone; the text after ``|`` is the UTC fallback for clients that cannot. Every
 message keeps within Block Kit's limits (:data:`MAX_BLOCKS`, :data:`MAX_HEADER`,
 :data:`MAX_TEXT`), however many accounts and limits there are, and carries a plain
-``text`` for notifications. The sentences the Slack front end says live here too.
+``text`` for notifications. The sentences are :mod:`usage_bot._texts`'; only their
+layout is Slack's. No Slack SDK is imported here: the incoming webhook renders with it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from usage_bot._command import Visibility
 from usage_bot._notify import AlertMessage
 from usage_bot._report import (
     NOT_STARTED,
@@ -25,17 +27,29 @@ from usage_bot._report import (
     format_percent,
     spend_text,
 )
+from usage_bot._texts import (
+    HELP_INTRO,
+    HELP_LINES,
+    PENDING_NOTE,
+    SLASH,
+    accounts_line,
+    not_understood,
+)
+from usage_bot.frontends import Reply
 
-COMMAND = "/claude-usage"
 MAX_BLOCKS = 50
 MAX_HEADER = 150
 MAX_TEXT = 3000
 MAX_CONTEXT_ELEMENTS = 10
 # The notification text: Slack allows far more, but nobody reads more than this.
 MAX_FALLBACK = 2000
+# What of a text that was not understood is quoted back in the help.
+MAX_QUOTED = 100
 
 Block = dict[str, Any]
 ResponseType = Literal["ephemeral", "in_channel"]
+
+RESPONSE_TYPES: dict[Visibility, ResponseType] = {"private": "ephemeral", "channel": "in_channel"}
 
 _SEVERITY_MARKERS = {0: ":large_green_circle:", 1: ":large_yellow_circle:", 2: ":red_circle:"}
 _ALERT_MARKERS = {
@@ -44,30 +58,6 @@ _ALERT_MARKERS = {
     "incident_ended": ":white_check_mark:",
 }
 _DATE_FORMAT = "{date_short_pretty} {time}"
-
-HELP = (
-    f"*{COMMAND}* shows how much of the team's Claude subscription quota is used, and when "
-    "each limit resets.\n"
-    f"• `{COMMAND}`: the report, only for you\n"
-    f"• `{COMMAND} share`: the report, posted in this channel\n"
-    f"• `{COMMAND} NAME`: one account in full (also `{COMMAND} share NAME`)\n"
-    f"• `{COMMAND} help`: this help"
-)
-FETCHING = "Asking Anthropic for the latest usage…"
-FETCHING_SHARED = "Asking Anthropic for the latest usage; the report follows in this channel."
-PENDING_NOTE = "newer values follow as soon as Anthropic answers."
-FAILED = (
-    "Sorry, something went wrong while answering; the bot logged the details. Try again in "
-    "a minute, and if it keeps failing, check the bot's log."
-)
-REFUSED_USER = (
-    f"Sorry, {COMMAND} is not available to you. Ask whoever runs usage-bot to add your user "
-    "ID to SLACK_ALLOWED_USERS."
-)
-REFUSED_CHANNEL = (
-    f"Sorry, {COMMAND} is not available in this channel. Ask whoever runs usage-bot to add "
-    "this channel's ID to SLACK_ALLOWED_CHANNELS, or try it in an allowed channel."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +105,7 @@ def render_report(report: AccountReport, *, pending: bool = False) -> SlackMessa
 def render_compact(reports: Sequence[AccountReport], *, pending: bool = False) -> SlackMessage:
     """Every account in one section each: a line per limit, extra usage, staleness."""
     sections = [_account_summary(report) for report in reports]
-    notes = [f"`{COMMAND} NAME` shows one account in full."]
+    notes = [f"`{SLASH} NAME` shows one account in full."]
     if pending:
         notes.insert(0, f":hourglass_flowing_sand: {PENDING_NOTE}")
     blocks = [_header(f"Claude usage: {len(reports)} accounts")]
@@ -204,20 +194,39 @@ def _fallback(reports: Sequence[AccountReport], *, pending: bool) -> str:
     return _truncate(text, MAX_FALLBACK)
 
 
-# -- everything else the command says ----------------------------------------------------
+# -- a reply to the command -------------------------------------------------------------
+
+
+def render_reply(reply: Reply) -> SlackMessage:
+    """Any :class:`~usage_bot.frontends.Reply`: the report, the help, or a notice."""
+    if reply.kind == "usage":
+        return render_reports(reply.reports, pending=reply.pending)
+    if reply.kind == "help":
+        return render_help(reply.accounts, unknown=reply.not_understood)
+    return render_notice(reply.text)
+
+
+def reply_payload(reply: Reply) -> dict[str, Any]:
+    """The keyword arguments of ``ack`` and ``respond`` for ``reply``."""
+    return render_reply(reply).payload(RESPONSE_TYPES[reply.visibility])
 
 
 def render_help(accounts: Sequence[str], *, unknown: str | None = None) -> SlackMessage:
     """The help; ``unknown`` is the text that was not understood, if that is why."""
     lines = []
     if unknown:
-        lines.append(f"I don't understand `{escape(_truncate(unknown, 100))}`.")
-    lines.append(HELP)
-    if len(accounts) > 1:
-        names = ", ".join(f"`{escape(name)}`" for name in accounts)
-        lines.append(f"Accounts: {names}.")
+        lines.append(not_understood(escape(_truncate(unknown, MAX_QUOTED))))
+    usage = [f"• `{_typed(words)}`: {meaning}" for words, meaning in HELP_LINES]
+    lines.append("\n".join([f"*{SLASH}* {HELP_INTRO}", *usage]))
+    listed = accounts_line([escape(name) for name in accounts])
+    if listed is not None:
+        lines.append(listed)
     text = "\n\n".join(lines)
     return SlackMessage(_truncate(text, MAX_FALLBACK), (_section(text),))
+
+
+def _typed(words: str) -> str:
+    return f"{SLASH} {words}".rstrip()
 
 
 def render_notice(text: str) -> SlackMessage:
@@ -313,7 +322,7 @@ def _fit(texts: Sequence[str], room: int) -> list[str]:
             packed.append(piece)
     if len(packed) <= room:
         return packed
-    more = "_…and more not shown here: ask for one account with_ " + f"`{COMMAND} NAME`."
+    more = "_…and more not shown here: ask for one account with_ " + f"`{SLASH} NAME`."
     kept = packed[: max(room - 1, 0)]
     return [*kept, more] if room > 0 else []
 

@@ -1,21 +1,24 @@
-"""Discord's view of reports and alerts: embeds, pure functions of their inputs.
+"""Discord's view of replies and alerts: embeds, pure functions of their inputs.
+
+An embed here is the JSON object Discord's API takes (:data:`Embed`), so this module
+imports no discord.py: the alert destinations post it as it is, and the front end hands
+it to discord.py with ``discord.Embed.from_dict``.
 
 Every time a reader sees is a Discord timestamp token (``<t:UNIX:R>``, ``<t:UNIX:f>``) or
 the embed's own timestamp, so that each reader sees their own time zone. Every message
 keeps within Discord's embed limits (:data:`MAX_EMBEDS` embeds, :data:`MAX_FIELDS` fields,
 :data:`MAX_TOTAL` characters in all, and the limit of each part), however many accounts
-and limits there are: what does not fit is summed up in a last field. The sentences the
-Discord front end says live here too.
+and limits there are: what does not fit is summed up in a last field. The sentences come
+from :mod:`usage_bot._texts`; only their layout is Discord's.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-
-import discord
-from discord.utils import escape_markdown
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
 
 from usage_bot._notify import AlertMessage
 from usage_bot._report import (
@@ -27,8 +30,18 @@ from usage_bot._report import (
     format_percent,
     spend_text,
 )
+from usage_bot._texts import (
+    HELP_INTRO,
+    HELP_LINES,
+    PENDING_NOTE,
+    SLASH,
+    accounts_line,
+    not_understood,
+)
+from usage_bot.frontends import Reply
 
-COMMAND = "claude-usage"
+Embed: TypeAlias = dict[str, Any]
+"""Discord's embed object as JSON: ``title``, ``description``, ``color``, ``fields``, ..."""
 
 # Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
 MAX_EMBEDS = 10
@@ -39,43 +52,38 @@ MAX_FIELD_NAME = 256
 MAX_FIELD_VALUE = 1024
 MAX_FOOTER = 2048
 MAX_TOTAL = 6000
+MAX_CONTENT = 2000
 
 COLOURS = {"normal": 0x57F287, "warning": 0xFEE75C, "critical": 0xED4245}
 NO_DATA_COLOUR = 0x99AAB5
 RESET_COLOUR = 0x5865F2
+HELP_COLOUR = 0x5865F2
 _SEVERITIES = ("normal", "warning", "critical")
 _MARKERS = {0: "🟢", 1: "🟡", 2: "🔴"}
 _ALERT_MARKERS = {"reset": "🔄", "incident_started": "⚠️", "incident_ended": "✅"}
 _BAR_WIDTH = 10
 _COMPACT_BAR_WIDTH = 8
 
-FAILED = (
-    "Sorry, something went wrong while answering; the bot logged the details. Try again in "
-    "a minute, and if it keeps failing, check the bot's log."
-)
-STOPPING = "usage-bot is restarting; try again in a minute."
-REFUSED_GUILD = (
-    f"Sorry, /{COMMAND} is not available in this server. Ask whoever runs usage-bot to add "
-    "this server's ID to DISCORD_ALLOWED_GUILDS."
-)
-REFUSED_DM = (
-    f"Sorry, /{COMMAND} is not available in direct messages here; use it in one of the "
-    "team's servers."
-)
-REFUSED_CHANNEL = (
-    f"Sorry, /{COMMAND} is not available in this channel. Ask whoever runs usage-bot to add "
-    "this channel's ID to DISCORD_ALLOWED_CHANNELS, or try it in an allowed channel."
-)
-COMMAND_DESCRIPTION = "Show the team's Claude quota: each limit, how much is used, when it resets"
-SHARE_DESCRIPTION = "Post the report in this channel for everyone (otherwise only you see it)"
-ACCOUNT_DESCRIPTION = "Show only this account (otherwise all of them)"
+
+@dataclass(frozen=True, slots=True)
+class DiscordMessage:
+    """What one reply is in Discord: its text, its embeds, and whether only the caller
+    sees it (an ephemeral message)."""
+
+    content: str
+    embeds: tuple[Embed, ...]
+    ephemeral: bool
 
 
-def unknown_account(name: str, accounts: Sequence[str]) -> str:
-    known = ", ".join(escape_markdown(a) for a in accounts)
-    return _truncate(
-        f"There is no account named {escape_markdown(name)}; the accounts are: {known}.", 2000
-    )
+def render_reply(reply: Reply) -> DiscordMessage:
+    """A ``/claude-usage`` reply as Discord shows it."""
+    private = reply.visibility == "private"
+    if reply.kind == "usage":
+        note = f"*{PENDING_NOTE[:1].upper()}{PENDING_NOTE[1:]}*" if reply.pending else ""
+        return DiscordMessage(note, tuple(render_reports(reply.reports)), private)
+    if reply.kind == "help":
+        return DiscordMessage("", (render_help(reply),), private)
+    return DiscordMessage(_truncate(reply.text, MAX_CONTENT), (), private)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,22 +96,60 @@ class _Field:
         return len(self.name) + len(self.value)
 
 
-# -- reports -----------------------------------------------------------------------------
+# -- the help ------------------------------------------------------------------------------
 
 
-def render_reports(reports: Sequence[AccountReport]) -> list[discord.Embed]:
+def render_help(reply: Reply) -> Embed:
+    """The grammar's help, with each line as Discord's options (``share:True``,
+    ``account:NAME``), and what was not understood first."""
+    lines = [f"`{SLASH}` {HELP_INTRO}"]
+    if reply.not_understood:
+        # Inside a code span: a backtick of its own would end it early.
+        typed = _truncate(reply.not_understood.replace("`", "'"), 100)
+        lines.insert(0, not_understood(typed))
+    for words, meaning in HELP_LINES:
+        typed = f"{SLASH} {as_options(words)}".rstrip()
+        lines.append(f"`{typed}`: {_CODE.sub(lambda m: f'`{as_options(m[1])}`', meaning)}")
+    if (listed := accounts_line(reply.accounts)) is not None:
+        lines.append(listed)
+    return _embed(
+        title=SLASH,
+        description=_truncate("\n".join(lines), MAX_DESCRIPTION),
+        colour=HELP_COLOUR,
+        fields=(),
+    )
+
+
+_CODE = re.compile(r"`([^`]*)`")
+
+
+def as_options(words: str) -> str:
+    """The grammar's words as Discord's options: ``share NAME`` is ``share:True
+    account:NAME``; words other than ``share`` go in ``account``, which takes any words."""
+    parts = words.split()
+    options = ["share:True"] if "share" in parts else []
+    rest = [word for word in parts if word != "share"]
+    if rest:
+        options.append("account:" + " ".join(rest))
+    return " ".join(options)
+
+
+# -- reports -------------------------------------------------------------------------------
+
+
+def render_reports(reports: Sequence[AccountReport]) -> list[Embed]:
     """The answer to ``/claude-usage``: one embed per account when they all fit in one
     message, otherwise one compact embed with a field per account."""
     if len(reports) == 1:
         return [render_report(reports[0])]
     if len(reports) <= MAX_EMBEDS:
         embeds = [render_report(report) for report in reports]
-        if sum(len(embed) for embed in embeds) <= MAX_TOTAL:
+        if sum(embed_size(embed) for embed in embeds) <= MAX_TOTAL:
             return embeds
     return [render_compact(reports)]
 
 
-def render_report(report: AccountReport) -> discord.Embed:
+def render_report(report: AccountReport) -> Embed:
     """One account in full: a field per limit, extra usage in the description, staleness
     in the footer and the time of the values as the embed's timestamp."""
     title = _truncate(f"Claude usage: {escape_markdown(report.account)}", MAX_TITLE)
@@ -121,7 +167,7 @@ def render_report(report: AccountReport) -> discord.Embed:
     )
 
 
-def render_compact(reports: Sequence[AccountReport]) -> discord.Embed:
+def render_compact(reports: Sequence[AccountReport]) -> Embed:
     """Several accounts in one embed: a field per account, a line per limit."""
     title = "Claude usage"
     fields = [_account_field(report) for report in reports]
@@ -191,7 +237,7 @@ def _compact_resets(row: ReportRow) -> str:
 def _more_accounts(left: Sequence[_Field]) -> _Field:
     return _Field(
         "More accounts",
-        f"{len(left)} more not shown here; ask for one with `/{COMMAND} account:NAME`.",
+        f"{len(left)} more not shown here; ask for one with `{SLASH} {as_options('NAME')}`.",
     )
 
 
@@ -221,10 +267,10 @@ def _colour(report: AccountReport) -> int:
     return COLOURS[report.worst_severity]
 
 
-# -- alerts ------------------------------------------------------------------------------
+# -- alerts --------------------------------------------------------------------------------
 
 
-def render_alert(message: AlertMessage) -> discord.Embed:
+def render_alert(message: AlertMessage) -> Embed:
     """An alert: the title, the sentence with its marker, the reset time, the advice and
     the account."""
     marker = _ALERT_MARKERS.get(message.kind) or _MARKERS[_rank(message.severity)]
@@ -253,12 +299,37 @@ def render_alert(message: AlertMessage) -> discord.Embed:
     )
 
 
-# -- pieces ------------------------------------------------------------------------------
+# -- pieces --------------------------------------------------------------------------------
 
 
 def timestamp(moment: datetime, style: str) -> str:
     """``<t:1784432399:R>``: Discord shows it in the reader's own time zone."""
     return f"<t:{int(moment.timestamp())}:{style}>"
+
+
+def embed_size(embed: Embed) -> int:
+    """The characters Discord counts against :data:`MAX_TOTAL`: title, description, field
+    names and values, footer and author."""
+    fields = embed.get("fields", ())
+    return (
+        len(embed.get("title", ""))
+        + len(embed.get("description", ""))
+        + sum(len(field["name"]) + len(field["value"]) for field in fields)
+        + len(embed.get("footer", {}).get("text", ""))
+        + len(embed.get("author", {}).get("name", ""))
+    )
+
+
+# discord.utils.escape_markdown's default (links left alone), copied so that rendering
+# needs no discord.py; tests/test_discord_render.py checks that the two agree.
+_MARKDOWN_COMMON = r"^>(?:>>)?\s|\[.+\]\(.+\)|^#{1,3}|^\s*-"
+_URL = r"(?P<url><[^: >]+:\/[^ >]+>|(?:https?|steam):\/\/[^\s<]+[^<.,:;\"\'\]\s])"
+_MARKDOWN = re.compile(rf"(?:{_URL}|(?P<markdown>[_\\~|\*`]|{_MARKDOWN_COMMON}))", re.MULTILINE)
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` with Discord's markdown made inert (a backslash before each mark)."""
+    return _MARKDOWN.sub(lambda m: m["url"] or "\\" + m["markdown"], text)
 
 
 def _embed(
@@ -269,14 +340,16 @@ def _embed(
     fields: Sequence[_Field],
     footer: str = "",
     timestamp: datetime | None = None,
-) -> discord.Embed:
-    embed = discord.Embed(
-        title=title, description=description or None, colour=colour, timestamp=timestamp
-    )
-    for field in fields:
-        embed.add_field(name=field.name, value=field.value, inline=False)
+) -> Embed:
+    embed: Embed = {"title": title, "color": colour}
+    if description:
+        embed["description"] = description
+    if fields:
+        embed["fields"] = [{"name": f.name, "value": f.value, "inline": False} for f in fields]
     if footer:
-        embed.set_footer(text=footer)
+        embed["footer"] = {"text": footer}
+    if timestamp is not None:
+        embed["timestamp"] = timestamp.astimezone(UTC).isoformat()
     return embed
 
 

@@ -1,0 +1,16 @@
+"""Slack: ``/claude-usage`` in Socket Mode or HTTP mode, Slack alert destinations, and
+Slack's lines of ``usage-bot doctor``.
+
+- ``app``: the front end, slack-bolt's wiring and the translation to and from the
+  command core;
+- ``http_mode``: what arrives at ``POST /slack/events``, checked before Bolt sees it;
+- ``render``: Block Kit from a reply or an alert;
+- ``notify``: alerts with ``chat.postMessage``, and Slack's errors as ours;
+- ``webhook``: alerts through an incoming webhook;
+- ``web_api``: the Web API client, and the sign-in that start-up and doctor share;
+- ``doctor``: the Slack lines of ``usage-bot doctor``.
+
+Importing this package imports no Slack SDK; ``webhook`` (with ``render`` and
+``http_mode``) needs only aiohttp, so a webhook-only setup never loads slack-bolt or
+slack-sdk.
+"""
