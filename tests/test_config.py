@@ -241,3 +241,11 @@ def test_a_core_problem_stops_check_but_not_doctor() -> None:
     settings = load_settings(env, dotenv_path=None, strict="none")
     assert settings.upstream.poll_seconds == 180  # its default, while doctor says what is wrong
     assert "USAGE_BOT_POLL_SECONDS" in settings.problems[0]
+
+
+def test_a_threshold_over_0_is_accepted_and_150_says_what_is() -> None:
+    assert load_settings({"USAGE_BOT_THRESHOLDS": "0.5"}, dotenv_path=None).alerts.thresholds == (
+        0.5,
+    )
+    with pytest.raises(ConfigError, match="150 is not over 0 and at most 100"):
+        load_settings({"USAGE_BOT_THRESHOLDS": "80,150"}, dotenv_path=None)

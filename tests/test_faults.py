@@ -418,7 +418,8 @@ UPSTREAM_ROWS = [
     Row(
         id="upstream-403-scope",
         fault="403 permission_error: the token lacks user:profile",
-        user_sees=("lacks the user:profile scope", "`claude setup-token` are inference-only"),
+        # The login came from ~/.claude: the fix is to log in again, not to use that file.
+        user_sees=("lacks the user:profile scope", "log in again with `claude` (a full login"),
         alerts=AT_ONCE,
         begin=_outage(fault(status=403, body=SCOPE_ERROR)),
         at_once=True,

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TextIO
 
 import httpx
@@ -23,6 +24,7 @@ from usage_bot._config import Settings, Strictness, load_settings
 from usage_bot._core import build_core
 from usage_bot._exceptions import ConfigError, RateLimited, UsageBotError
 from usage_bot._logging import Redactor, configure_logging
+from usage_bot._model import AccountUsage
 from usage_bot._report import build_report, to_json
 from usage_bot._terminal import render_report
 from usage_bot._timing import DEMO_MAX_HOURS as MAX_HOURS
@@ -174,6 +176,15 @@ def _guard(run: object, redact: Redactor) -> int:
     return int(result)
 
 
+def _once(usages: Sequence[AccountUsage], account: str) -> str:
+    """An account's error as a command that asks once says it: no "the bot retries"."""
+    error = next(u.error for u in usages if u.account == account)
+    assert error is not None
+    if isinstance(error, RateLimited):
+        return RateLimited(error.retry_after).message  # the service's own wait is not ours
+    return error.once
+
+
 def _health(settings: Settings) -> int:
     """For container health checks without curl: GET /healthz of the running bot."""
     if settings.http.port == 0:
@@ -189,6 +200,17 @@ def _health(settings: Settings) -> int:
         response = httpx.get(url, timeout=4.0, trust_env=False)
     except httpx.HTTPError as exc:
         print(f"usage-bot: no answer from {url} ({type(exc).__name__}).", file=sys.stderr)
+        return 1
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or "parts" not in answer:
+        print(
+            f"usage-bot: {url} answered HTTP {response.status_code}, but not as usage-bot's "
+            "/healthz does: another program may hold the port; check USAGE_BOT_HTTP_PORT.",
+            file=sys.stderr,
+        )
         return 1
     print(response.text)
     return 0 if response.status_code == 200 else 1
@@ -209,16 +231,19 @@ async def _check(settings: Settings, *, as_json: bool, out: TextIO | None = None
     else:
         width = shutil.get_terminal_size((80, 24)).columns
         unicode = (getattr(out, "encoding", None) or "").lower().replace("-", "") == "utf8"
-        for usage in usages:
-            if usage.snapshot is not None:
-                report = build_report(usage, now)
-                print(render_report(report, now=now, width=width, unicode=unicode), file=out)
+        shown = [
+            build_report(usage, now)
+            for usage in usages
+            # With several accounts each gets its section, a failed one with its sentence.
+            if usage.snapshot is not None or len(usages) > 1
+        ]
+        for report in shown:
+            if report.error is not None and report.fetched_at is None:
+                report = replace(report, error=_once(usages, report.account))
+            print(render_report(report, now=now, width=width, unicode=unicode), file=out)
     for usage in usages:
         if usage.error is not None:
             prefix = f"{usage.account}: " if len(usages) > 1 else ""
-            error = usage.error
-            if isinstance(error, RateLimited):
-                error = RateLimited(error.retry_after)  # one-shot: nobody asks again for you
-            print(f"usage-bot: {prefix}{error.message}", file=sys.stderr)
+            print(f"usage-bot: {prefix}{_once(usages, usage.account)}", file=sys.stderr)
     failed = [u.error for u in usages if u.error is not None]
     return failed[0].exit_code if failed else 0

@@ -685,7 +685,7 @@ def _thresholds(raw: str) -> tuple[float, ...]:
         except ValueError:
             raise ValueError(f"{part!r} is not a number") from None
         if not 0 < value <= 100:
-            raise ValueError(f"{part} is outside 1-100")
+            raise ValueError(f"{part} is not over 0 and at most 100")
         values.add(value)
     if not values:
         raise ValueError("no threshold given")

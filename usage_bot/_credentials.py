@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -53,12 +54,17 @@ class Credentials:
     scopes: tuple[str, ...] | None = None
     subscription_type: str | None = None
 
+    @property
+    def from_file(self) -> bool:
+        """Read from a credentials file or the keychain, not given as a bare token."""
+        return not self.source.startswith("CLAUDE_CODE_OAUTH_TOKEN")
+
     def check(self, now: datetime) -> None:
         """Raise unless this token may be sent upstream now."""
         if self.expires_at is not None and self.expires_at <= now:
             raise CredentialsExpired(self.expires_at)
         if self.scopes is not None and REQUIRED_SCOPE not in self.scopes:
-            raise ScopeMissing(self.scopes)
+            raise ScopeMissing(self.scopes, from_file=self.from_file)
 
 
 class CredentialLoader:
@@ -89,14 +95,16 @@ class CredentialLoader:
                 path = path / CREDENTIALS_FILE
             found = _read_file(path)
             if found is None:
-                raise CredentialsMissing([str(path)])
+                raise CredentialsMissing([str(path)], account=self.account.name)
             return found
         upstream = self._upstream
         if upstream.oauth_token is not None:
             return _from_token(upstream.oauth_token.reveal(), "CLAUDE_CODE_OAUTH_TOKEN")
         if upstream.oauth_token_file is not None:
             return _from_token_file(upstream.oauth_token_file)
-        path = upstream.claude_config_dir / CREDENTIALS_FILE
+        path = upstream.claude_config_dir
+        if not _is_regular_file(path):  # CLAUDE_CONFIG_DIR pointing at the file itself
+            path = path / CREDENTIALS_FILE
         found = _read_file(path)
         if found is not None:
             return found
@@ -107,6 +115,13 @@ class CredentialLoader:
                 return found
             looked_in.append(f"the macOS keychain item {KEYCHAIN_SERVICE!r}")
         raise CredentialsMissing(looked_in)
+
+
+def _is_regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def _from_token(token: str, source: str) -> Credentials:
@@ -210,7 +225,9 @@ def parse_credentials(text: str, where: str) -> Credentials:
         data = json.loads(text)
     except (ValueError, RecursionError):  # also a number over 4300 digits, or deep nesting
         raise CredentialsMalformed(
-            where, "is not valid JSON (it may be half-written; the bot tries again)"
+            where,
+            "is not valid JSON (it may be half-written; the bot tries again)",
+            once="is not valid JSON (it may be half-written: try again)",
         ) from None
     oauth = data.get("claudeAiOauth") if isinstance(data, Mapping) else None
     if not isinstance(oauth, Mapping):

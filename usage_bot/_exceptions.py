@@ -46,14 +46,19 @@ LOGIN_AGAIN = "run `claude` on the workstation and log in again"
 
 
 class UsageBotError(Exception):
-    """Base of every error usage-bot reports; ``message`` is one sentence for users."""
+    """Base of every error usage-bot reports; ``message`` is one sentence for users.
+
+    ``once`` is the same sentence for a command that asks once and ends (``usage-bot
+    check``): it never promises that the bot will try again on its own.
+    """
 
     exit_code = 1
     code = "error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, once: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.once = once or message
 
 
 class ConfigError(UsageBotError):
@@ -79,12 +84,23 @@ class CredentialsError(UsageBotError):
 class CredentialsMissing(CredentialsError):
     code = "credentials_missing"
 
-    def __init__(self, looked_in: Sequence[str]) -> None:
+    def __init__(self, looked_in: Sequence[str], *, account: str | None = None) -> None:
         places = "; ".join(looked_in)
-        super().__init__(
-            f"No Claude login found (looked in: {places}); log in with `claude` on this "
-            "machine, mount ~/.claude, or set CLAUDE_CODE_OAUTH_TOKEN."
+        if account is None:
+            fix = (
+                "log in with `claude` on this machine, mount ~/.claude, or set "
+                "CLAUDE_CODE_OAUTH_TOKEN"
+            )
+        else:
+            # CLAUDE_CODE_OAUTH_TOKEN serves the default account only.
+            fix = (
+                f"log in with `claude` where account {account}'s login lives, or correct its "
+                "path in USAGE_BOT_ACCOUNTS"
+            )
+        found = (
+            f"No Claude login found for account {account}" if account else "No Claude login found"
         )
+        super().__init__(f"{found} (looked in: {places}); {fix}.")
 
 
 class CredentialsUnreadable(CredentialsError):
@@ -145,10 +161,9 @@ class CredentialsTooLarge(CredentialsUnreadable):
 class CredentialsMalformed(CredentialsError):
     code = "credentials_malformed"
 
-    def __init__(self, where: str, problem: str) -> None:
-        super().__init__(
-            f"The Claude login at {where} {problem}; {LOGIN_AGAIN} so Claude Code rewrites it."
-        )
+    def __init__(self, where: str, problem: str, *, once: str | None = None) -> None:
+        said = f"The Claude login at {where} {{}}; {LOGIN_AGAIN} so Claude Code rewrites it."
+        super().__init__(said.format(problem), once=said.format(once) if once else None)
 
 
 class CredentialsEmpty(CredentialsError):
@@ -193,14 +208,25 @@ class CredentialsExpired(CredentialsError):
 
 
 class ScopeMissing(CredentialsError):
+    """The token lacks ``user:profile``: ``scopes`` are what it has, when the login says;
+    ``from_file``: it came from a credentials file (so "use the file" would be no fix)."""
+
     code = "scope_missing"
 
-    def __init__(self, scopes: Sequence[str] | None = None) -> None:
-        has = f" (it has {', '.join(scopes)})" if scopes else ""
+    def __init__(self, scopes: Sequence[str] | None = None, *, from_file: bool = False) -> None:
+        has = f", only {', '.join(scopes)}" if scopes else ""
+        if from_file:
+            fix = (
+                "log in again with `claude` (a full login, not `claude setup-token`, whose "
+                "tokens are inference-only) so Claude Code rewrites it"
+            )
+        else:
+            fix = (
+                "tokens from `claude setup-token` are inference-only and never can: use the "
+                "access token of a full `claude` login, from ~/.claude/.credentials.json"
+            )
         super().__init__(
-            f"This token cannot read usage: it lacks the user:profile scope{has} (tokens from "
-            "`claude setup-token` are inference-only and can never read usage); use the login "
-            "from `claude` (~/.claude/.credentials.json) instead."
+            f"This Claude login cannot read usage: it lacks the user:profile scope{has}; {fix}."
         )
 
 
@@ -251,9 +277,8 @@ class UpstreamServerError(UpstreamError):
 
     def __init__(self, status: int) -> None:
         self.status = status
-        super().__init__(
-            f"Anthropic's usage service failed (HTTP {status}); the bot retries on its own."
-        )
+        said = f"Anthropic's usage service failed (HTTP {status})"
+        super().__init__(f"{said}; the bot retries on its own.", once=f"{said}; try again soon.")
 
 
 class UpstreamHTTPError(UpstreamError):
@@ -271,9 +296,8 @@ class UpstreamTimeout(UpstreamError):
     code = "upstream_timeout"
 
     def __init__(self) -> None:
-        super().__init__(
-            "Anthropic's usage service did not answer in time; the bot retries on its own."
-        )
+        said = "Anthropic's usage service did not answer in time"
+        super().__init__(f"{said}; the bot retries on its own.", once=f"{said}; try again soon.")
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -281,10 +305,12 @@ class UpstreamUnreachable(UpstreamError):
 
     def __init__(self, host: str, *, mid_answer: bool = False) -> None:
         if mid_answer:
-            message = f"The connection to {host} broke off mid-answer; the bot tries again."
+            said = f"The connection to {host} broke off mid-answer"
+            super().__init__(f"{said}; the bot tries again.", once=f"{said}; try again.")
         else:
-            message = f"Cannot reach {host}; check this machine's network (and proxy settings)."
-        super().__init__(message)
+            super().__init__(
+                f"Cannot reach {host}; check this machine's network (and proxy settings)."
+            )
 
 
 class ChallengePage(UpstreamError):
@@ -292,10 +318,14 @@ class ChallengePage(UpstreamError):
 
     def __init__(self, status: int) -> None:
         self.status = status
-        super().__init__(
+        said = (
             f"Anthropic answered with a web page instead of usage data (HTTP {status}, "
-            "likely a bot check); the bot retries later, and USAGE_BOT_USER_AGENT should "
-            "look like Claude Code's."
+            "likely a bot check)"
+        )
+        agent = "USAGE_BOT_USER_AGENT should look like Claude Code's"
+        super().__init__(
+            f"{said}; the bot retries later, and {agent}.",
+            once=f"{said}; try again later, and {agent}.",
         )
 
 

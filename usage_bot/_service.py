@@ -30,6 +30,7 @@ from usage_bot._exceptions import (
     CredentialsError,
     CredentialsExpired,
     RateLimited,
+    ScopeMissing,
     UnexpectedResponse,
     UnknownAccount,
     UpstreamError,
@@ -155,7 +156,12 @@ class UsageService:
         try:
             credentials = await asyncio.to_thread(state.loader.load, clock.now())
             state.login_expires_at = credentials.expires_at
-            payload = await self._client.fetch(credentials.token.reveal(), now=clock.now())
+            try:
+                payload = await self._client.fetch(credentials.token.reveal(), now=clock.now())
+            except ScopeMissing:
+                # The upstream says what the login did not: say where it came from (its
+                # scopes, if it lists any, claim user:profile: not worth repeating).
+                raise ScopeMissing(from_file=credentials.from_file) from None
             snapshot = parse_usage(payload, fetched_at=clock.now(), thresholds=self._thresholds)
         except CredentialsError as exc:
             if isinstance(exc, CredentialsExpired):
