@@ -446,6 +446,49 @@ async def test_doctor_unreachable_slack(settings_for: MakeSettings) -> None:
     assert results[0].detail.startswith("Cannot reach Slack at 127.0.0.1")
 
 
+async def test_doctor_asks_each_method_once_with_the_token_in_the_header(
+    settings_for: MakeSettings, slack: FakeSlack
+) -> None:
+    # Without the trailing slash, as slack-sdk takes it too.
+    await checks(settings_for(SLACK_API_BASE_URL=slack.api_url.rstrip("/")))
+
+    assert [(call.method, call.authorization) for call in slack.calls] == [
+        ("auth.test", f"Bearer {BOT_TOKEN}"),
+        ("apps.connections.open", f"Bearer {APP_TOKEN}"),
+        ("conversations.info", f"Bearer {BOT_TOKEN}"),
+    ]
+    assert slack.calls[-1].args == {"channel": CHANNEL}
+
+
+async def test_doctor_without_the_read_scopes_says_which_to_add(
+    settings_for: MakeSettings, slack: FakeSlack
+) -> None:
+    slack.fail("conversations.info", error="missing_scope")
+
+    channel = by_name(await checks(settings_for()), "slack: alert channel")
+
+    assert channel.verdict == "warn"
+    assert channel.fix == (
+        "give the app the bot scopes commands, chat:write, channels:read, groups:read (its "
+        "OAuth & Permissions page, Bot Token Scopes), then reinstall it (Install App); why "
+        "each: https://github.com/usage-bot/usage-bot/blob/main/docs/slack.md"
+        "#the-scopes-and-why"
+    )
+
+
+async def test_doctor_when_slack_fails(settings_for: MakeSettings, slack: FakeSlack) -> None:
+    slack.fail("auth.test", status=503)
+
+    [token, connection] = await checks(settings_for())
+
+    assert (token.verdict, token.detail) == (
+        "fail",
+        "Slack's auth.test failed (fatal_error, HTTP 503); try again later, and check "
+        "SLACK_API_BASE_URL.",
+    )
+    assert connection.verdict == "skip"
+
+
 async def test_doctor_without_slack_says_nothing(make_settings: MakeSettings) -> None:
     assert await checks(make_settings()) == []
 

@@ -41,14 +41,10 @@ from usage_bot._http import HttpServer
 from usage_bot._texts import FAILED, SLASH
 from usage_bot._timing import RECONNECT_GRACE, STOP_GRACE
 from usage_bot.frontends import Answers, CommandCore, ReconnectGrace, Reply
+from usage_bot.frontends.slack.errors import app_token_rejected, unreachable
 from usage_bot.frontends.slack.http_mode import EVENTS_PATH, checked_command
 from usage_bot.frontends.slack.render import reply_payload
-from usage_bot.frontends.slack.web_api import (
-    app_token_rejected,
-    error_code,
-    sign_in,
-    unreachable,
-)
+from usage_bot.frontends.slack.web_api import error_code, sign_in
 
 # The package's one logger: Slack's log lines are named so, whichever module writes them.
 log = logging.getLogger("usage_bot.frontends.slack")
