@@ -26,6 +26,7 @@ import contextlib
 import gc
 import json
 import logging
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 
 from tests.conftest import write_login
@@ -49,7 +51,12 @@ from usage_bot._simulator import SimulatedUpstream
 from usage_bot._texts import FAILED, refused
 from usage_bot.frontends import CommandCore
 from usage_bot.frontends.discord.app import DiscordFrontEnd
-from usage_bot.frontends.discord.doctor import doctor_checks
+from usage_bot.frontends.discord.doctor import (
+    BOT_PERMISSIONS,
+    INVITE_SCOPES,
+    doctor_checks,
+    invite_url,
+)
 from usage_bot.frontends.discord.notify import (
     ERRORS,
     Answered,
@@ -914,6 +921,59 @@ async def test_doctor_with_a_rejected_token(settings_for: Callable[..., Settings
     assert check.fix is not None
     assert "Reset Token" in check.fix
     assert BOT_TOKEN not in check.detail
+
+
+def test_the_invite_url_asks_for_what_discord_py_would() -> None:
+    """Built without discord.py, so that doctor loads none: the same bits and the same URL."""
+    permissions = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
+
+    assert BOT_PERMISSIONS == permissions.value == 19456
+    from_discord_py = discord.utils.oauth_url(
+        APPLICATION_ID, permissions=permissions, scopes=INVITE_SCOPES
+    )
+    assert invite_url(APPLICATION_ID) == from_discord_py == INVITE
+
+
+async def test_doctor_says_why_when_discord_fails(
+    fake: FakeDiscord, settings_for: Callable[..., Settings]
+) -> None:
+    settings = settings_for(DISCORD_ALERT_CHANNEL_ID=str(CHANNEL_ID))
+    fake.fail("GET /channels/{id}", status=403)
+    fake.fail("GET /applications/{id}/commands", status=500)
+
+    results = {r.name: r for r in await doctor_checks(settings.discord)}
+
+    channel, command = results["discord: alert channel"], results["discord: command"]
+    assert (channel.verdict, channel.detail) == (
+        "fail",
+        f"the bot cannot see channel {CHANNEL_ID} (HTTP 403 50001 Missing Access)",
+    )
+    assert (
+        channel.fix == "give the bot View Channel, Send Messages and Embed Links in that channel."
+    )
+    assert (command.verdict, command.detail) == (
+        "fail",
+        "cannot list the commands globally (HTTP 500 500: Internal Server Error)",
+    )
+    assert [r.route for r in fake.requests] == [
+        "GET /users/@me",
+        "GET /oauth2/applications/@me",
+        "GET /applications/{application_id}/commands",
+        "GET /channels/{channel_id}",
+    ]
+    assert {r.authorization for r in fake.requests} == {f"Bot {BOT_TOKEN}"}
+
+
+async def test_doctor_unreachable_discord(settings_for: Callable[..., Settings]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = settings_for(DISCORD_API_BASE_URL=f"http://127.0.0.1:{port}/api/v10")
+
+    [check] = await doctor_checks(settings.discord)
+
+    assert (check.name, check.verdict) == ("discord: bot token", "fail")
+    assert check.detail.startswith("Cannot reach Discord at 127.0.0.1 (ConnectError)")
 
 
 async def test_doctor_without_discord_says_nothing(make_settings: Callable[..., Settings]) -> None:
