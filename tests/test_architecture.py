@@ -70,6 +70,8 @@ def test_only_the_configuration_reads_the_environment() -> None:
         "usage_bot.frontends.discord",
         "usage_bot.frontends.slack.webhook",
         "usage_bot.frontends.discord.notify",
+        "usage_bot.frontends.slack.doctor",
+        "usage_bot.frontends.discord.doctor",
         "usage_bot._core",
         "usage_bot._cli",
     ],
