@@ -46,6 +46,7 @@ from usage_bot._core import Core, build_core
 from usage_bot._events import NO_OBSERVER, CommandAnswered, Observer, Recorder
 from usage_bot._exceptions import DeliveryError, FrontEndFailed
 from usage_bot._notify import AlertMessage, Notifier
+from usage_bot._report import to_the_minute
 from usage_bot._service import UsageService
 from usage_bot._simulator import SimulatedUpstream
 from usage_bot._texts import FAILED, refused
@@ -177,7 +178,8 @@ def field_names(embed: dict[str, Any]) -> list[str]:
 
 
 def unix(moment: datetime) -> int:
-    return int(moment.timestamp())
+    """The time as the embeds show it: the nearest minute."""
+    return int(to_the_minute(moment).timestamp())
 
 
 # -- /claude-usage -----------------------------------------------------------------------

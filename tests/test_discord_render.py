@@ -22,7 +22,7 @@ from tests import shapes
 from usage_bot._exceptions import CredentialsExpired, RateLimited
 from usage_bot._model import AccountUsage, parse_usage
 from usage_bot._notify import AlertMessage
-from usage_bot._report import AccountReport, ReportRow, build_report
+from usage_bot._report import AccountReport, ReportRow, build_report, to_the_minute
 from usage_bot._texts import FETCHING, HELP_LINES, refused
 from usage_bot.frontends import Reply
 from usage_bot.frontends.discord import render
@@ -80,7 +80,8 @@ def fields(embed: discord.Embed) -> dict[str, str]:
 
 
 def unix(iso: str) -> int:
-    return int(datetime.fromisoformat(iso).timestamp())
+    """The time as the embeds show it: the nearest minute."""
+    return int(to_the_minute(datetime.fromisoformat(iso)).timestamp())
 
 
 FLAT = {
@@ -153,7 +154,8 @@ def test_flat_windows_each_get_a_field_with_discord_timestamps() -> None:
     assert embed.title == "Claude usage: default"
     assert embed.colour == discord.Colour(COLOURS["critical"])
     assert embed.footer.text == "As of"
-    assert embed.timestamp == NOW - timedelta(minutes=2)
+    # Read at 01:00:03, shown as 01:00: the nearest minute, like every time shown.
+    assert embed.timestamp == datetime(2026, 7, 19, 1, 0, tzinfo=UTC)
 
 
 def test_limits_list_only_shows_model_limits_unknown_kinds_and_extra_usage() -> None:
@@ -317,6 +319,24 @@ def alert(**overrides: Any) -> AlertMessage:
         "advice": "Pause long agent runs until it resets.",
     }
     return AlertMessage(**{**fields, **overrides})
+
+
+# 23:59:59.57 is midnight: the console says 00:00, and so must Discord (it would say 23:59).
+LAST_SECOND = "2026-07-19T23:59:59.570750+00:00"
+MIDNIGHT = 1784505600
+
+
+def test_every_time_shown_is_the_nearest_minute() -> None:
+    payload = {"five_hour": {"utilization": 15, "resets_at": LAST_SECOND}}
+    snapshot = parse_usage(payload, fetched_at=datetime.fromisoformat(LAST_SECOND))
+    [shown_report] = render.render_reports([build_report(AccountUsage("default", snapshot), NOW)])
+    shown_alert = render.render_alert(alert(resets_at=datetime.fromisoformat(LAST_SECOND)))
+
+    assert shown_report["fields"][0]["value"].endswith(
+        f"Resets <t:{MIDNIGHT}:R> · <t:{MIDNIGHT}:f>"
+    )
+    assert shown_report["timestamp"] == "2026-07-20T00:00:00+00:00"
+    assert shown_alert["description"].endswith(f"Resets <t:{MIDNIGHT}:f> (<t:{MIDNIGHT}:R>).")
 
 
 def test_alert_embed_has_title_text_reset_time_advice_and_account() -> None:
