@@ -143,7 +143,7 @@ async def test_unreachable_slack_is_retryable() -> None:
         ("invalid_auth", "copy the Bot User OAuth Token"),
         ("account_inactive", "reinstall the app"),
         ("is_archived", "unarchive it"),
-        ("missing_scope", "add the chat:write scope"),
+        ("missing_scope", "give it the bot scope chat:write"),
         ("invalid_blocks", "usage-bot bug"),
     ],
 )

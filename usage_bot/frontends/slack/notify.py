@@ -110,8 +110,9 @@ ERRORS: Mapping[str, Outcome] = {
     **dict.fromkeys(TOKEN_REJECTED, Outcome(False, bot_token_rejected("{error}"))),
     "missing_scope": Outcome(
         False,
-        "The Slack app may not post messages (missing_scope): add the chat:write scope "
-        "(see deploy/slack-app-manifest.yml) and reinstall the app.",
+        "The Slack app may not post messages (missing_scope): give it the bot scope "
+        "chat:write (its OAuth & Permissions page, Bot Token Scopes), then reinstall it "
+        "(Install App).",
     ),
     **dict.fromkeys(
         (
