@@ -331,7 +331,7 @@ async def test_the_options_mean_the_grammars_words_and_autocomplete_offers_accou
     assert (nobody.type, nobody.flags, nobody.content) == (4, EPHEMERAL, "")
     [help_embed] = nobody.embeds
     lines = help_embed["description"].splitlines()
-    assert lines[0] == "I don't understand `carol`."
+    assert lines[0] == "I don't understand `account:carol`."
     assert lines[-1] == "Accounts: `alice`, `bob`."
     assert asked.embeds[0]["description"] == "\n".join(lines[1:])
     assert typed.type == 8

@@ -497,7 +497,8 @@ def test_the_help_says_what_was_not_understood_and_shows_discords_options() -> N
     [embed] = shown.embeds
     assert_fits([discord.Embed.from_dict(embed)])
     lines = embed["description"].splitlines()
-    assert lines[0] == "I don't understand `ca'rol`."
+    # As the user typed it: in Discord's options, not the grammar's words.
+    assert lines[0] == "I don't understand `account:ca'rol`."
     assert lines[1].startswith("`/claude-usage` shows how much")
     # The grammar's lines, each in the options a Discord user picks.
     assert len(lines[2:-1]) == len(HELP_LINES)
@@ -517,6 +518,15 @@ def test_the_grammars_words_as_discords_options() -> None:
     assert as_options("NAME") == "account:NAME"
     assert as_options("share NAME") == "share:True account:NAME"
     assert as_options("help") == "account:help"
+
+
+def test_what_was_not_understood_is_shown_as_the_options_typed() -> None:
+    shown = render_reply(Reply("help", not_understood="share carol"))
+
+    [embed] = shown.embeds
+    assert embed["description"].splitlines()[0] == (
+        "I don't understand `share:True account:carol`."
+    )
 
 
 def test_a_help_for_one_account_lists_none() -> None:

@@ -104,11 +104,11 @@ class _Field:
 
 def render_help(reply: Reply) -> Embed:
     """The grammar's help, with each line as Discord's options (``share:True``,
-    ``account:NAME``), and what was not understood first."""
+    ``account:NAME``), and what was not understood first, as the options it was typed in."""
     lines = [f"`{SLASH}` {HELP_INTRO}"]
     if reply.not_understood:
         # Inside a code span: a backtick of its own would end it early.
-        typed = _truncate(reply.not_understood.replace("`", "'"), 100)
+        typed = _truncate(as_options(reply.not_understood).replace("`", "'"), 100)
         lines.insert(0, not_understood(typed))
     for words, meaning in HELP_LINES:
         typed = f"{SLASH} {as_options(words)}".rstrip()
