@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -21,7 +22,9 @@ from usage_bot._checks import CheckResult
 from usage_bot._config import Secret, Settings
 from usage_bot._exceptions import DeliveryError
 from usage_bot._notify import AlertMessage
+from usage_bot._texts import DISCORD_DOCS_URL, SLACK_DOCS_URL
 from usage_bot.frontends.slack.doctor import doctor_checks
+from usage_bot.frontends.slack.errors import SCOPES_FIX
 from usage_bot.frontends.slack.notify import SlackChannelNotifier
 from usage_bot.frontends.slack.webhook import SlackWebhookNotifier
 
@@ -487,6 +490,24 @@ async def test_doctor_when_slack_fails(settings_for: MakeSettings, slack: FakeSl
         "SLACK_API_BASE_URL.",
     )
     assert connection.verdict == "skip"
+
+
+def test_the_links_in_the_sentences_lead_to_the_docs_and_the_heading() -> None:
+    """Wheel and image users are sent online: to files and a heading that exist."""
+    root = Path(__file__).parent.parent
+    for url in (SLACK_DOCS_URL, DISCORD_DOCS_URL):
+        assert (root / url.partition("/blob/main/")[2]).is_file(), url
+    link = SCOPES_FIX.rsplit(" ", 1)[-1]
+    page, _, anchor = link.partition("#")
+    text = (root / "docs" / "slack.md").read_text(encoding="utf-8")
+    # GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens.
+    anchors = {
+        re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in text.splitlines()
+        if line.startswith("#")
+    }
+    assert page == SLACK_DOCS_URL
+    assert anchor in anchors, anchors
 
 
 async def test_doctor_without_slack_says_nothing(make_settings: MakeSettings) -> None:
