@@ -33,6 +33,7 @@ from usage_bot._app import Bot
 from usage_bot._clock import FakeClock, SystemClock
 from usage_bot._config import load_settings
 from usage_bot._delivery import LEASE
+from usage_bot._report import to_the_minute
 from usage_bot._simulator import SimulatedUpstream
 from usage_bot.state.sqlite import SQLiteStore
 
@@ -339,7 +340,8 @@ def body(post: dict[str, Any]) -> str:
 
 
 def date_token(moment: datetime) -> str:
-    return f"<!date^{int(moment.timestamp())}^"
+    """The start of Slack's token for ``moment``: the nearest minute, as it is shown."""
+    return f"<!date^{int(to_the_minute(moment).timestamp())}^"
 
 
 # -- the climb ---------------------------------------------------------------------------

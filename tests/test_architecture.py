@@ -70,6 +70,8 @@ def test_only_the_configuration_reads_the_environment() -> None:
         "usage_bot.frontends.discord",
         "usage_bot.frontends.slack.webhook",
         "usage_bot.frontends.discord.notify",
+        "usage_bot.frontends.slack.doctor",
+        "usage_bot.frontends.discord.doctor",
         "usage_bot._core",
         "usage_bot._cli",
     ],
@@ -99,3 +101,35 @@ def test_the_pure_modules_do_no_io_and_import_nothing_async() -> None:
             if isinstance(node, ast.ImportFrom) and node.module
         }
         assert not inner & {"usage_bot._service", "usage_bot._client", "usage_bot._app"}, name
+
+
+def said(tree: ast.Module) -> list[str]:
+    """Every string in the code but the docstrings: what the bot may say to someone."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]
+
+
+def test_no_sentence_points_to_a_file_of_the_repository() -> None:
+    """A wheel or an image has no deploy/, README or .env.example beside it: a sentence
+    says what is needed, or gives the online docs (``_texts.DOCS_URL`` and its kin)."""
+    pointing = [
+        (name, text)
+        for name, tree in modules().items()
+        for text in said(tree)
+        if any(path in text for path in ("deploy/", "README", ".env.example", "docs/"))
+        and "https://" not in text
+    ]
+    assert pointing == []

@@ -32,6 +32,11 @@ from aiohttp import web
 
 import usage_bot
 from tests.conftest import write_login
+from tests.fakes.discord import BOT_TOKEN as DISCORD_BOT_TOKEN
+from tests.fakes.discord import CHANNEL_ID as DISCORD_CHANNEL_ID
+from tests.fakes.discord import GUILD_ID as DISCORD_GUILD_ID
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.slack import FakeSlack
 from usage_bot._clock import FakeClock
 from usage_bot._config import DEFAULT_USER_AGENT
 from usage_bot._demo import run_demo
@@ -853,6 +858,65 @@ async def test_doctor_with_no_login(tmp_path: Path, upstream: SimulatedUpstream)
     assert login.startswith("FAIL")
     assert "No Claude login found" in login
     assert not upstream.requests
+
+
+# What `usage-bot doctor` prints the set of top-level packages loaded, once it is done.
+SDKS_LOADED_AT_EXIT = """
+import sys
+from usage_bot._cli import main
+code = main(["doctor"])
+sdks = {"slack_bolt", "slack_sdk", "discord"}
+print("loaded:", sorted({name.split(".")[0] for name in sys.modules} & sdks))
+sys.exit(code)
+"""
+
+
+async def test_doctor_checks_slack_and_discord_without_loading_their_sdks(
+    machine: Machine,
+) -> None:
+    async with FakeSlack() as slack, FakeDiscord() as discord:
+        slack.scopes = ["commands", "chat:write", "channels:read", "groups:read"]
+        machine.env.update(
+            SLACK_BOT_TOKEN=SLACK_BOT_TOKEN,
+            SLACK_APP_TOKEN=SLACK_APP_TOKEN,
+            SLACK_ALERT_CHANNEL="C0ALERTS1",
+            SLACK_WEBHOOK_URL=slack.webhook_url,
+            SLACK_API_BASE_URL=slack.api_url,
+            DISCORD_BOT_TOKEN=DISCORD_BOT_TOKEN,
+            DISCORD_GUILD_ID=str(DISCORD_GUILD_ID),
+            DISCORD_ALERT_CHANNEL_ID=str(DISCORD_CHANNEL_ID),
+            DISCORD_WEBHOOK_URL=discord.webhook_url,
+            DISCORD_API_BASE_URL=discord.api_url,
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            SDKS_LOADED_AT_EXIT,
+            env=machine.env,
+            cwd=machine.cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
+    result = Result(process.returncode or 0, out.decode(), err.decode(), 0.0)
+
+    assert result.code == 0, result
+    assert_clean(result, secrets=(*SECRETS, DISCORD_BOT_TOKEN))
+    # Every check asked the fakes and was answered: the SDKs were not needed for any.
+    for check in ("bot token", "scopes", "Socket Mode", "alert channel"):
+        assert f"ok    slack: {check}: " in result.out, result
+    for check in ("bot token", "application", "invite URL", "alert channel", "webhook"):
+        assert f"ok    discord: {check}: " in result.out, result
+    assert "WARN  discord: command: /claude-usage is not registered in server" in result.out
+    assert result.out.rstrip().splitlines()[-1] == "loaded: []", result
+    assert {call.method for call in slack.calls} == {
+        "auth.test",
+        "apps.connections.open",
+        "conversations.info",
+    }
+    assert slack.posts == slack.webhook_posts == []
+    assert discord.channel_messages == discord.webhook_messages == []
 
 
 # demo, bare usage-bot, --version

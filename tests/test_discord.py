@@ -26,6 +26,7 @@ import contextlib
 import gc
 import json
 import logging
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 
 from tests.conftest import write_login
@@ -44,12 +46,18 @@ from usage_bot._core import Core, build_core
 from usage_bot._events import NO_OBSERVER, CommandAnswered, Observer, Recorder
 from usage_bot._exceptions import DeliveryError, FrontEndFailed
 from usage_bot._notify import AlertMessage, Notifier
+from usage_bot._report import to_the_minute
 from usage_bot._service import UsageService
 from usage_bot._simulator import SimulatedUpstream
 from usage_bot._texts import FAILED, refused
 from usage_bot.frontends import CommandCore
 from usage_bot.frontends.discord.app import DiscordFrontEnd
-from usage_bot.frontends.discord.doctor import doctor_checks
+from usage_bot.frontends.discord.doctor import (
+    BOT_PERMISSIONS,
+    INVITE_SCOPES,
+    doctor_checks,
+    invite_url,
+)
 from usage_bot.frontends.discord.notify import (
     ERRORS,
     Answered,
@@ -170,7 +178,8 @@ def field_names(embed: dict[str, Any]) -> list[str]:
 
 
 def unix(moment: datetime) -> int:
-    return int(moment.timestamp())
+    """The time as the embeds show it: the nearest minute."""
+    return int(to_the_minute(moment).timestamp())
 
 
 # -- /claude-usage -----------------------------------------------------------------------
@@ -322,7 +331,7 @@ async def test_the_options_mean_the_grammars_words_and_autocomplete_offers_accou
     assert (nobody.type, nobody.flags, nobody.content) == (4, EPHEMERAL, "")
     [help_embed] = nobody.embeds
     lines = help_embed["description"].splitlines()
-    assert lines[0] == "I don't understand `carol`."
+    assert lines[0] == "I don't understand `account:carol`."
     assert lines[-1] == "Accounts: `alice`, `bob`."
     assert asked.embeds[0]["description"] == "\n".join(lines[1:])
     assert typed.type == 8
@@ -914,6 +923,59 @@ async def test_doctor_with_a_rejected_token(settings_for: Callable[..., Settings
     assert check.fix is not None
     assert "Reset Token" in check.fix
     assert BOT_TOKEN not in check.detail
+
+
+def test_the_invite_url_asks_for_what_discord_py_would() -> None:
+    """Built without discord.py, so that doctor loads none: the same bits and the same URL."""
+    permissions = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
+
+    assert BOT_PERMISSIONS == permissions.value == 19456
+    from_discord_py = discord.utils.oauth_url(
+        APPLICATION_ID, permissions=permissions, scopes=INVITE_SCOPES
+    )
+    assert invite_url(APPLICATION_ID) == from_discord_py == INVITE
+
+
+async def test_doctor_says_why_when_discord_fails(
+    fake: FakeDiscord, settings_for: Callable[..., Settings]
+) -> None:
+    settings = settings_for(DISCORD_ALERT_CHANNEL_ID=str(CHANNEL_ID))
+    fake.fail("GET /channels/{id}", status=403)
+    fake.fail("GET /applications/{id}/commands", status=500)
+
+    results = {r.name: r for r in await doctor_checks(settings.discord)}
+
+    channel, command = results["discord: alert channel"], results["discord: command"]
+    assert (channel.verdict, channel.detail) == (
+        "fail",
+        f"the bot cannot see channel {CHANNEL_ID} (HTTP 403 50001 Missing Access)",
+    )
+    assert (
+        channel.fix == "give the bot View Channel, Send Messages and Embed Links in that channel."
+    )
+    assert (command.verdict, command.detail) == (
+        "fail",
+        "cannot list the commands globally (HTTP 500 500: Internal Server Error)",
+    )
+    assert [r.route for r in fake.requests] == [
+        "GET /users/@me",
+        "GET /oauth2/applications/@me",
+        "GET /applications/{application_id}/commands",
+        "GET /channels/{channel_id}",
+    ]
+    assert {r.authorization for r in fake.requests} == {f"Bot {BOT_TOKEN}"}
+
+
+async def test_doctor_unreachable_discord(settings_for: Callable[..., Settings]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = settings_for(DISCORD_API_BASE_URL=f"http://127.0.0.1:{port}/api/v10")
+
+    [check] = await doctor_checks(settings.discord)
+
+    assert (check.name, check.verdict) == ("discord: bot token", "fail")
+    assert check.detail.startswith("Cannot reach Discord at 127.0.0.1 (ConnectError)")
 
 
 async def test_doctor_without_discord_says_nothing(make_settings: Callable[..., Settings]) -> None:

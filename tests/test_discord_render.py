@@ -22,7 +22,7 @@ from tests import shapes
 from usage_bot._exceptions import CredentialsExpired, RateLimited
 from usage_bot._model import AccountUsage, parse_usage
 from usage_bot._notify import AlertMessage
-from usage_bot._report import AccountReport, ReportRow, build_report
+from usage_bot._report import AccountReport, ReportRow, build_report, to_the_minute
 from usage_bot._texts import FETCHING, HELP_LINES, refused
 from usage_bot.frontends import Reply
 from usage_bot.frontends.discord import render
@@ -80,7 +80,8 @@ def fields(embed: discord.Embed) -> dict[str, str]:
 
 
 def unix(iso: str) -> int:
-    return int(datetime.fromisoformat(iso).timestamp())
+    """The time as the embeds show it: the nearest minute."""
+    return int(to_the_minute(datetime.fromisoformat(iso)).timestamp())
 
 
 FLAT = {
@@ -153,7 +154,8 @@ def test_flat_windows_each_get_a_field_with_discord_timestamps() -> None:
     assert embed.title == "Claude usage: default"
     assert embed.colour == discord.Colour(COLOURS["critical"])
     assert embed.footer.text == "As of"
-    assert embed.timestamp == NOW - timedelta(minutes=2)
+    # Read at 01:00:03, shown as 01:00: the nearest minute, like every time shown.
+    assert embed.timestamp == datetime(2026, 7, 19, 1, 0, tzinfo=UTC)
 
 
 def test_limits_list_only_shows_model_limits_unknown_kinds_and_extra_usage() -> None:
@@ -319,6 +321,24 @@ def alert(**overrides: Any) -> AlertMessage:
     return AlertMessage(**{**fields, **overrides})
 
 
+# 23:59:59.57 is midnight: the console says 00:00, and so must Discord (it would say 23:59).
+LAST_SECOND = "2026-07-19T23:59:59.570750+00:00"
+MIDNIGHT = 1784505600
+
+
+def test_every_time_shown_is_the_nearest_minute() -> None:
+    payload = {"five_hour": {"utilization": 15, "resets_at": LAST_SECOND}}
+    snapshot = parse_usage(payload, fetched_at=datetime.fromisoformat(LAST_SECOND))
+    [shown_report] = render.render_reports([build_report(AccountUsage("default", snapshot), NOW)])
+    shown_alert = render.render_alert(alert(resets_at=datetime.fromisoformat(LAST_SECOND)))
+
+    assert shown_report["fields"][0]["value"].endswith(
+        f"Resets <t:{MIDNIGHT}:R> · <t:{MIDNIGHT}:f>"
+    )
+    assert shown_report["timestamp"] == "2026-07-20T00:00:00+00:00"
+    assert shown_alert["description"].endswith(f"Resets <t:{MIDNIGHT}:f> (<t:{MIDNIGHT}:R>).")
+
+
 def test_alert_embed_has_title_text_reset_time_advice_and_account() -> None:
     embed = render_alert(alert())
 
@@ -477,7 +497,8 @@ def test_the_help_says_what_was_not_understood_and_shows_discords_options() -> N
     [embed] = shown.embeds
     assert_fits([discord.Embed.from_dict(embed)])
     lines = embed["description"].splitlines()
-    assert lines[0] == "I don't understand `ca'rol`."
+    # As the user typed it: in Discord's options, not the grammar's words.
+    assert lines[0] == "I don't understand `account:ca'rol`."
     assert lines[1].startswith("`/claude-usage` shows how much")
     # The grammar's lines, each in the options a Discord user picks.
     assert len(lines[2:-1]) == len(HELP_LINES)
@@ -497,6 +518,15 @@ def test_the_grammars_words_as_discords_options() -> None:
     assert as_options("NAME") == "account:NAME"
     assert as_options("share NAME") == "share:True account:NAME"
     assert as_options("help") == "account:help"
+
+
+def test_what_was_not_understood_is_shown_as_the_options_typed() -> None:
+    shown = render_reply(Reply("help", not_understood="share carol"))
+
+    [embed] = shown.embeds
+    assert embed["description"].splitlines()[0] == (
+        "I don't understand `share:True account:carol`."
+    )
 
 
 def test_a_help_for_one_account_lists_none() -> None:

@@ -37,6 +37,7 @@ from usage_bot._texts import FAILED, FETCHING, FETCHING_SHARED, refused
 from usage_bot._timing import RECONNECT_GRACE
 from usage_bot.frontends import CommandCore
 from usage_bot.frontends.slack.app import ANSWER_IN_ACK_WITHIN, SlackFrontEnd
+from usage_bot.frontends.slack.errors import NEEDED_SCOPES, READ_SCOPES
 from usage_bot.frontends.slack.http_mode import EVENTS_PATH
 
 BOT_TOKEN = "xoxb-1111111111-2222222222-abcdefghijklmnopqrstuvwx"
@@ -338,6 +339,31 @@ async def test_invalid_app_token_is_a_clear_error(
     assert len(slack.calls_to("apps.connections.open")) == 1
 
 
+async def test_a_start_with_the_token_in_the_environment_logs_no_bolt_warning(
+    settings_for: MakeSettings,
+    clock: FakeClock,
+    slack: FakeSlack,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As in a container or a service: the token is in the environment, where Bolt looks
+    # for it itself and said at every start that it would not use it.
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    caplog.set_level(logging.DEBUG)
+
+    async with running(settings_for(), clock):
+        await slack.wait_for_socket()
+        logging.getLogger("slack_bolt.AsyncApp").warning("any other warning of Bolt's")
+
+    bolt_warnings = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith("slack_bolt") and record.levelno >= logging.WARNING
+    ]
+    assert bolt_warnings == ["any other warning of Bolt's"]
+    assert "will be unused" not in caplog.text
+
+
 async def test_stop_lets_answers_in_flight_finish(
     settings_for: MakeSettings, clock: FakeClock, slack: FakeSlack, upstream: SimulatedUpstream
 ) -> None:
@@ -522,6 +548,8 @@ def test_app_manifests_ask_for_the_command_and_only_the_scopes_used(
     assert bot_scopes is not None
     scopes = re.findall(r"^      - (\S+)$", bot_scopes.group(1), flags=re.MULTILINE)
     assert scopes == ["commands", "chat:write", "channels:read", "groups:read"]
+    # What doctor tells a user to add (a wheel or an image has no manifest to point to).
+    assert scopes == [*NEEDED_SCOPES, *READ_SCOPES]
     assert "    - command: /claude-usage\n" in text
     assert f"  socket_mode_enabled: {str(socket_mode).lower()}\n" in text
     assert ("/slack/events\n" in text) is not socket_mode

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -21,7 +22,9 @@ from usage_bot._checks import CheckResult
 from usage_bot._config import Secret, Settings
 from usage_bot._exceptions import DeliveryError
 from usage_bot._notify import AlertMessage
+from usage_bot._texts import DISCORD_DOCS_URL, SLACK_DOCS_URL
 from usage_bot.frontends.slack.doctor import doctor_checks
+from usage_bot.frontends.slack.errors import SCOPES_FIX
 from usage_bot.frontends.slack.notify import SlackChannelNotifier
 from usage_bot.frontends.slack.webhook import SlackWebhookNotifier
 
@@ -143,7 +146,7 @@ async def test_unreachable_slack_is_retryable() -> None:
         ("invalid_auth", "copy the Bot User OAuth Token"),
         ("account_inactive", "reinstall the app"),
         ("is_archived", "unarchive it"),
-        ("missing_scope", "add the chat:write scope"),
+        ("missing_scope", "give it the bot scope chat:write"),
         ("invalid_blocks", "usage-bot bug"),
     ],
 )
@@ -444,6 +447,67 @@ async def test_doctor_unreachable_slack(settings_for: MakeSettings) -> None:
 
     assert results[0].verdict == "fail"
     assert results[0].detail.startswith("Cannot reach Slack at 127.0.0.1")
+
+
+async def test_doctor_asks_each_method_once_with_the_token_in_the_header(
+    settings_for: MakeSettings, slack: FakeSlack
+) -> None:
+    # Without the trailing slash, as slack-sdk takes it too.
+    await checks(settings_for(SLACK_API_BASE_URL=slack.api_url.rstrip("/")))
+
+    assert [(call.method, call.authorization) for call in slack.calls] == [
+        ("auth.test", f"Bearer {BOT_TOKEN}"),
+        ("apps.connections.open", f"Bearer {APP_TOKEN}"),
+        ("conversations.info", f"Bearer {BOT_TOKEN}"),
+    ]
+    assert slack.calls[-1].args == {"channel": CHANNEL}
+
+
+async def test_doctor_without_the_read_scopes_says_which_to_add(
+    settings_for: MakeSettings, slack: FakeSlack
+) -> None:
+    slack.fail("conversations.info", error="missing_scope")
+
+    channel = by_name(await checks(settings_for()), "slack: alert channel")
+
+    assert channel.verdict == "warn"
+    assert channel.fix == (
+        "give the app the bot scopes commands, chat:write, channels:read, groups:read (its "
+        "OAuth & Permissions page, Bot Token Scopes), then reinstall it (Install App); why "
+        "each: https://github.com/usage-bot/usage-bot/blob/main/docs/slack.md"
+        "#the-scopes-and-why"
+    )
+
+
+async def test_doctor_when_slack_fails(settings_for: MakeSettings, slack: FakeSlack) -> None:
+    slack.fail("auth.test", status=503)
+
+    [token, connection] = await checks(settings_for())
+
+    assert (token.verdict, token.detail) == (
+        "fail",
+        "Slack's auth.test failed (fatal_error, HTTP 503); try again later, and check "
+        "SLACK_API_BASE_URL.",
+    )
+    assert connection.verdict == "skip"
+
+
+def test_the_links_in_the_sentences_lead_to_the_docs_and_the_heading() -> None:
+    """Wheel and image users are sent online: to files and a heading that exist."""
+    root = Path(__file__).parent.parent
+    for url in (SLACK_DOCS_URL, DISCORD_DOCS_URL):
+        assert (root / url.partition("/blob/main/")[2]).is_file(), url
+    link = SCOPES_FIX.rsplit(" ", 1)[-1]
+    page, _, anchor = link.partition("#")
+    text = (root / "docs" / "slack.md").read_text(encoding="utf-8")
+    # GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens.
+    anchors = {
+        re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in text.splitlines()
+        if line.startswith("#")
+    }
+    assert page == SLACK_DOCS_URL
+    assert anchor in anchors, anchors
 
 
 async def test_doctor_without_slack_says_nothing(make_settings: MakeSettings) -> None:

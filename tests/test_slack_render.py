@@ -166,7 +166,7 @@ def test_one_account_in_full() -> None:
     five_hour = message.blocks[1]["text"]["text"]
     assert five_hour == (
         ":large_green_circle: *5-hour*   *15%*\n`██░░░░░░░░`   resets "
-        "<!date^1784432399^{date_short_pretty} {time}|2026-07-19 03:39 UTC> (in 2 h 39 min)"
+        "<!date^1784432400^{date_short_pretty} {time}|2026-07-19 03:40 UTC> (in 2 h 39 min)"
     )
     assert ":large_yellow_circle: *Weekly (Fable)*" in text
     assert ":red_circle: *Weekly (Sonnet)*" in text
@@ -280,11 +280,38 @@ def test_long_names_are_cut_to_fit() -> None:
 
 
 def test_date_token() -> None:
-    moment = datetime(2026, 7, 19, 5, 39, 59, tzinfo=UTC).astimezone()
+    moment = datetime(2026, 7, 19, 5, 39, 29, tzinfo=UTC).astimezone()
 
     assert date_token(moment) == (
-        "<!date^1784439599^{date_short_pretty} {time}|2026-07-19 05:39 UTC>"
+        "<!date^1784439540^{date_short_pretty} {time}|2026-07-19 05:39 UTC>"
     )
+
+
+# 23:59:59.57 is midnight: the console says 00:00, and so must Slack (it would say 23:59).
+LAST_SECOND = "2026-07-19T23:59:59.570750+00:00"
+MIDNIGHT = "<!date^1784505600^{date_short_pretty} {time}|2026-07-20 00:00 UTC>"
+
+
+def test_every_time_shown_is_the_nearest_minute() -> None:
+    moment = datetime.fromisoformat(LAST_SECOND)
+    payload = {"five_hour": {"utilization": 15, "resets_at": LAST_SECOND}}
+    snapshot = parse_usage(payload, fetched_at=moment - timedelta(hours=3))
+    shown_report = shown(render_reports([build_report(AccountUsage("default", snapshot), NOW)]))
+    alert = AlertMessage(
+        kind="threshold",
+        key="k",
+        account="default",
+        title="5-hour limit at 95%",
+        text="The 5-hour limit of default is at 95%.",
+        resets_at=moment,
+    )
+    message = render_alert(alert)
+
+    assert f"resets {MIDNIGHT}" in shown_report
+    # The time of the values too: 20:59:59.57 is 21:00.
+    assert "updated <!date^1784494800^{time}|2026-07-19 21:00 UTC>" in shown_report
+    assert f"Resets {MIDNIGHT}." in shown(message)
+    assert message.text.endswith("Resets 2026-07-20 00:00 UTC.")
 
 
 def test_help_names_the_accounts_and_what_was_not_understood() -> None:
@@ -438,7 +465,7 @@ def test_a_2026_answer_in_full() -> None:
     assert_within_block_kit(message)
     assert section_of(message, "5-hour") == (
         ":red_circle: *5-hour*   *100%*\n`██████████`   resets "
-        "<!date^1784432399^{date_short_pretty} {time}|2026-07-19 03:39 UTC> (in 2 h 39 min)\n"
+        "<!date^1784432400^{date_short_pretty} {time}|2026-07-19 03:40 UTC> (in 2 h 39 min)\n"
         ":lock: Locked: usage limit reached\n"
         "50.00 USD used of 50.00 USD, 0.00 USD left"
     )

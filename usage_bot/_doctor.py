@@ -19,8 +19,13 @@ from usage_bot._credentials import REQUIRED_SCOPE, CredentialLoader
 from usage_bot._exceptions import CredentialsError, UsageBotError
 from usage_bot._model import parse_usage
 from usage_bot._report import format_duration, format_percent
+from usage_bot._texts import DISCORD_DOCS_URL, SLACK_DOCS_URL
 
 _TAGS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
+CHAT_FIX = (
+    f"set SLACK_BOT_TOKEN or DISCORD_BOT_TOKEN; step by step: {SLACK_DOCS_URL} or "
+    f"{DISCORD_DOCS_URL}"
+)
 SOON = timedelta(hours=1)
 
 
@@ -84,7 +89,7 @@ def _configuration(settings: Settings) -> list[CheckResult]:
             f"({', '.join(a.name for a in settings.upstream.accounts)}); polls every "
             f"{settings.upstream.poll_seconds} s; alerts at {levels}; "
             + (f"chat: {', '.join(front)}" if front else "no chat platform (console only)"),
-            None if front else "set SLACK_BOT_TOKEN or DISCORD_BOT_TOKEN (see README).",
+            None if front else CHAT_FIX,
         )
     ]
     results.extend(CheckResult("configuration", "fail", p, exit_code=2) for p in settings.problems)

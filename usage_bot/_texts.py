@@ -16,6 +16,9 @@ SLASH = f"/{COMMAND}"
 # Where a user finds every setting and each platform's set-up, wherever usage-bot came
 # from (a wheel or an image has no README or .env.example beside it).
 DOCS_URL = "https://github.com/usage-bot/usage-bot#readme"
+# Each platform's set-up, step by step (docs/slack.md and docs/discord.md, online).
+SLACK_DOCS_URL = "https://github.com/usage-bot/usage-bot/blob/main/docs/slack.md"
+DISCORD_DOCS_URL = "https://github.com/usage-bot/usage-bot/blob/main/docs/discord.md"
 
 # -- the command's help --------------------------------------------------------------------
 

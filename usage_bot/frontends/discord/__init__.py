@@ -5,9 +5,10 @@
 - ``sync``: registering the command only when its definition changed;
 - ``render``: Discord's embeds for replies and alerts, as JSON;
 - ``notify``: the alert channel and the webhook, and Discord's errors as DeliveryError;
-- ``doctor``: the Discord lines of ``usage-bot doctor``;
+- ``doctor``: the Discord lines of ``usage-bot doctor``, asked with httpx;
 - ``shim``: the one place that sets discord.py's process-wide globals.
 
-Importing this package imports no Discord SDK. ``app``, ``sync``, ``doctor`` and ``shim``
-do; ``render`` and ``notify`` do not, so a webhook-only setup never loads discord.py.
+Importing this package imports no Discord SDK. ``app``, ``sync`` and ``shim`` do;
+``render``, ``notify`` and ``doctor`` do not, so neither a webhook-only setup nor
+``usage-bot doctor`` ever loads discord.py.
 """

@@ -3,15 +3,25 @@ that invites the bot, the command's registration, the alert channel and the webh
 
 It reads and never posts: a test message in the alert channel would be noise, so the
 channel and the webhook are looked at, not written to.
+
+It calls Discord's REST API with httpx, not discord.py: ``doctor`` loads no chat SDK, so
+it starts sooner and still works when an SDK install is broken. Every call goes to
+``DISCORD_API_BASE_URL``, once (no retries: doctor reports, it does not wait out a rate
+limit), within :data:`CHAT_REQUEST_TIMEOUT`; the bot token travels only in the
+``Authorization`` header. The webhook is looked at as the alerts post to it
+(:func:`.notify.request`, on aiohttp): its URL is a secret, and httpx logs the URL of
+every request it makes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
-import discord
+import httpx
 
 from usage_bot._checks import CheckResult
 from usage_bot._command import COMMAND
@@ -21,18 +31,20 @@ from usage_bot.frontends.discord.notify import (
     CHANNEL_FIX,
     LOGIN_FIX,
     NEEDED_PERMISSIONS,
+    USER_AGENT,
     WEBHOOK_FIX,
     WEBHOOK_URL,
+    Answered,
     ErrorBody,
     clean,
     request,
     unreachable,
     webhook_target,
 )
-from usage_bot.frontends.discord.shim import describe, new_client, point_discord_at
 
-# What the bot needs in the alert channel, and what the invite URL asks for.
-BOT_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True)
+# What the bot needs in the alert channel, and what the invite URL asks for: View
+# Channel, Send Messages and Embed Links (Discord's permission bits 10, 11 and 14).
+BOT_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14)
 INVITE_SCOPES = ("bot", "applications.commands")
 _UNKNOWN_GUILD = 10004
 # Channel types a bot can post a message in: text, announcement, threads, voice text chat.
@@ -41,9 +53,11 @@ _NETWORK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 def invite_url(application_id: int) -> str:
-    """The URL that adds the bot to a server, with the scopes and permissions it needs."""
-    return discord.utils.oauth_url(
-        application_id, permissions=BOT_PERMISSIONS, scopes=INVITE_SCOPES
+    """The URL that adds the bot to a server, with the scopes and permissions it needs
+    (Discord's documented form, as discord.py's ``oauth_url`` builds it)."""
+    return (
+        f"https://discord.com/oauth2/authorize?client_id={application_id}"
+        f"&scope={'+'.join(INVITE_SCOPES)}&permissions={BOT_PERMISSIONS}"
     )
 
 
@@ -51,85 +65,142 @@ async def doctor_checks(config: DiscordConfig) -> list[CheckResult]:
     """Every Discord line of ``doctor``; none when Discord is not configured."""
     results: list[CheckResult] = []
     if config.bot_token is not None:
-        point_discord_at(config)
-        client = new_client()
-        try:
-            results.extend(await _bot_checks(client, config, config.bot_token))
-        finally:
-            await client.close()
+        async with _Rest(config.api_base_url, config.bot_token) as discord:
+            results.extend(await _bot_checks(discord, config, config.bot_token))
     if config.webhook_url is not None:
         results.append(await _webhook_check(config, config.webhook_url))
     return results
 
 
-async def _bot_checks(
-    client: discord.Client, config: DiscordConfig, token: Secret
-) -> list[CheckResult]:
+# -- the REST API, with httpx ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A REST answer: its status and JSON (None when it was none)."""
+
+    status: int
+    data: Any
+    error: ErrorBody
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        """The JSON object answered, or ``{}`` when it was something else."""
+        return self.data if isinstance(self.data, dict) else {}
+
+    def __str__(self) -> str:
+        """The failure in a few words and without URLs: ``HTTP 403 50001 Missing Access``."""
+        return f"HTTP {self.status} {self.error}".rstrip()
+
+
+class _Rest:
+    """``GET {base}{path}`` as the bot, once; httpx's errors pass through."""
+
+    def __init__(self, base_url: str, token: Secret) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            timeout=CHAT_REQUEST_TIMEOUT,
+            headers={"User-Agent": USER_AGENT, "Authorization": f"Bot {token.reveal()}"},
+        )
+
+    async def __aenter__(self) -> _Rest:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._client.aclose()
+
+    async def get(self, path: str) -> _Answer:
+        response = await self._client.get(self._base_url + path)
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        headers = {key.lower(): value for key, value in response.headers.items()}
+        answered = Answered(response.status_code, response.text, headers)
+        return _Answer(response.status_code, data, ErrorBody.of(answered))
+
+
+# -- the checks ----------------------------------------------------------------------------
+
+
+async def _bot_checks(discord: _Rest, config: DiscordConfig, token: Secret) -> list[CheckResult]:
     name = "discord: bot token"
     try:
-        async with asyncio.timeout(CHAT_REQUEST_TIMEOUT):
-            await client.login(token.reveal())
-    except discord.LoginFailure:
-        return [CheckResult(name, "fail", f"Discord rejected {token.masked()}", LOGIN_FIX)]
-    except discord.HTTPException as exc:
-        return [CheckResult(name, "fail", f"Discord's API failed ({describe(exc)})")]
-    except _NETWORK_ERRORS as exc:
+        user = await discord.get("/users/@me")
+        app = await discord.get("/oauth2/applications/@me") if user.ok else user
+    except httpx.TransportError as exc:
         return [CheckResult(name, "fail", unreachable(config.api_base_url, exc))]
-    results = [CheckResult(name, "ok", f"{token.masked()} is the bot {client.user}")]
-    app = client.application
-    if app is None:  # login fetches it; checked for the type checker
+    if user.status == 401:
+        return [CheckResult(name, "fail", f"Discord rejected {token.masked()}", LOGIN_FIX)]
+    if not app.ok:
+        return [CheckResult(name, "fail", f"Discord's API failed ({app})")]
+    results = [CheckResult(name, "ok", f"{token.masked()} is the bot {_user_name(user.fields)}")]
+    application_id = _snowflake(app.fields.get("id"))
+    if application_id is None:
+        results.append(
+            CheckResult("discord: application", "fail", "Discord's answer named no application id")
+        )
         return results
-    results.append(_application_check(app))
-    results.append(CheckResult("discord: invite URL", "ok", invite_url(app.id)))
-    results.append(await _command_check(client, config, app.id))
-    results.append(await _channel_check(client, config))
+    results.append(_application_check(app.fields, application_id))
+    results.append(CheckResult("discord: invite URL", "ok", invite_url(application_id)))
+    results.append(await _command_check(discord, config, application_id))
+    results.append(await _channel_check(discord, config))
     return results
 
 
-def _application_check(app: discord.AppInfo) -> CheckResult:
+def _user_name(user: Mapping[str, Any]) -> str:
+    """As Discord shows a user: ``name``, or ``name#1234`` for an account from before
+    unique user names."""
+    name, discriminator = clean(str(user.get("username", "?"))), user.get("discriminator")
+    return name if discriminator in (None, "", "0") else f"{name}#{discriminator}"
+
+
+def _application_check(app: Mapping[str, Any], application_id: int) -> CheckResult:
     name = "discord: application"
-    if app.interactions_endpoint_url:
+    label = f"{clean(str(app.get('name', '?')))} ({application_id})"
+    if app.get("interactions_endpoint_url"):
         return CheckResult(
             name,
             "fail",
-            f"{app.name} ({app.id}) has an Interactions Endpoint URL, so Discord sends "
-            f"/{COMMAND} there and not to the bot",
+            f"{label} has an Interactions Endpoint URL, so Discord sends /{COMMAND} there "
+            "and not to the bot",
             "remove the Interactions Endpoint URL (Developer Portal, General Information).",
         )
-    if app.bot_require_code_grant:
+    if app.get("bot_require_code_grant"):
         return CheckResult(
             name,
             "warn",
-            f"{app.name} ({app.id}) requires the OAuth2 code grant, so the invite URL fails",
+            f"{label} requires the OAuth2 code grant, so the invite URL fails",
             "turn off Requires OAuth2 Code Grant (Developer Portal, Bot).",
         )
-    return CheckResult(name, "ok", f"{app.name} ({app.id})")
+    return CheckResult(name, "ok", label)
 
 
-async def _command_check(
-    client: discord.Client, config: DiscordConfig, application_id: int
-) -> CheckResult:
+async def _command_check(discord: _Rest, config: DiscordConfig, application_id: int) -> CheckResult:
     name = "discord: command"
     guild = config.guild_id
     where = f"in server {guild}" if guild else "globally"
+    path = f"/applications/{application_id}" + (f"/guilds/{guild}" if guild else "") + "/commands"
     try:
-        if guild:
-            commands = await client.http.get_guild_commands(application_id, guild)
-        else:
-            commands = await client.http.get_global_commands(application_id)
-    except discord.HTTPException as exc:
-        if guild and (exc.status in (403, 404) or exc.code == _UNKNOWN_GUILD):
+        answer = await discord.get(path)
+    except httpx.TransportError as exc:
+        return CheckResult(name, "fail", unreachable(config.api_base_url, exc))
+    if not answer.ok:
+        if guild and (answer.status in (403, 404) or answer.error.code == _UNKNOWN_GUILD):
             return CheckResult(
                 name,
                 "fail",
-                f"the bot cannot register commands in server {guild} ({describe(exc)})",
+                f"the bot cannot register commands in server {guild} ({answer})",
                 "open the invite URL above and add the bot to that server, or correct "
                 "DISCORD_GUILD_ID (Developer Mode, right-click the server, Copy Server ID).",
             )
-        return CheckResult(name, "fail", f"cannot list the commands {where} ({describe(exc)})")
-    except _NETWORK_ERRORS as exc:
-        return CheckResult(name, "fail", unreachable(config.api_base_url, exc))
-    if any(command.get("name") == COMMAND for command in commands):
+        return CheckResult(name, "fail", f"cannot list the commands {where} ({answer})")
+    commands = answer.data if isinstance(answer.data, list) else []
+    if any(isinstance(c, dict) and c.get("name") == COMMAND for c in commands):
         return CheckResult(name, "ok", f"/{COMMAND} is registered {where}")
     later = "" if guild else " (a global command can take a while to reach every server)"
     return CheckResult(
@@ -140,7 +211,7 @@ async def _command_check(
     )
 
 
-async def _channel_check(client: discord.Client, config: DiscordConfig) -> CheckResult:
+async def _channel_check(discord: _Rest, config: DiscordConfig) -> CheckResult:
     name = "discord: alert channel"
     channel_id = config.alert_channel_id
     if channel_id is None:
@@ -154,23 +225,24 @@ async def _channel_check(client: discord.Client, config: DiscordConfig) -> Check
             "right-click the channel, Copy Channel ID).",
         )
     try:
-        channel = await client.http.get_channel(channel_id)
-    except discord.NotFound as exc:
+        answer = await discord.get(f"/channels/{channel_id}")
+    except httpx.TransportError as exc:
+        return CheckResult(name, "fail", unreachable(config.api_base_url, exc))
+    if answer.status == 404:
         return CheckResult(
             name,
             "fail",
-            f"Discord knows no channel {channel_id} that the bot can see ({describe(exc)})",
+            f"Discord knows no channel {channel_id} that the bot can see ({answer})",
             "check DISCORD_ALERT_CHANNEL_ID, and that the bot is in that server.",
         )
-    except discord.Forbidden as exc:
+    if answer.status == 403:
         return CheckResult(
-            name, "fail", f"the bot cannot see channel {channel_id} ({describe(exc)})", CHANNEL_FIX
+            name, "fail", f"the bot cannot see channel {channel_id} ({answer})", CHANNEL_FIX
         )
-    except discord.HTTPException as exc:
-        return CheckResult(name, "fail", f"cannot look at channel {channel_id} ({describe(exc)})")
-    except _NETWORK_ERRORS as exc:
-        return CheckResult(name, "fail", unreachable(config.api_base_url, exc))
-    label = f"#{channel.get('name', '?')} ({channel_id})"
+    if not answer.ok:
+        return CheckResult(name, "fail", f"cannot look at channel {channel_id} ({answer})")
+    channel = answer.fields
+    label = f"#{clean(str(channel.get('name', '?')))} ({channel_id})"
     if channel.get("type") not in _MESSAGEABLE_CHANNELS:
         return CheckResult(
             name,
@@ -220,3 +292,10 @@ async def _webhook_check(config: DiscordConfig, url: Secret) -> CheckResult:
     return CheckResult(
         name, "fail", f"Discord answered HTTP {answered.status} ({body}) for the webhook"
     )
+
+
+def _snowflake(raw: object) -> int | None:
+    """A Discord id (a string of digits in JSON), or None."""
+    if isinstance(raw, str) and raw.isdigit():
+        return int(raw)
+    return raw if type(raw) is int else None

@@ -5,7 +5,9 @@ imports no discord.py: the alert destinations post it as it is, and the front en
 it to discord.py with ``discord.Embed.from_dict``.
 
 Every time a reader sees is a Discord timestamp token (``<t:UNIX:R>``, ``<t:UNIX:f>``) or
-the embed's own timestamp, so that each reader sees their own time zone. Every message
+the embed's own timestamp, so that each reader sees their own time zone; each is the
+nearest minute (:func:`~usage_bot._report.to_the_minute`), as on the console, where
+Discord would cut the seconds off (a reset at 03:39:59.57 shown as 03:39). Every message
 keeps within Discord's embed limits (:data:`MAX_EMBEDS` embeds, :data:`MAX_FIELDS` fields,
 :data:`MAX_TOTAL` characters in all, and the limit of each part), however many accounts
 and limits there are: what does not fit is summed up in a last field. The sentences come
@@ -29,6 +31,7 @@ from usage_bot._report import (
     extra_usage_text,
     format_percent,
     spend_text,
+    to_the_minute,
 )
 from usage_bot._texts import (
     HELP_INTRO,
@@ -101,11 +104,11 @@ class _Field:
 
 def render_help(reply: Reply) -> Embed:
     """The grammar's help, with each line as Discord's options (``share:True``,
-    ``account:NAME``), and what was not understood first."""
+    ``account:NAME``), and what was not understood first, as the options it was typed in."""
     lines = [f"`{SLASH}` {HELP_INTRO}"]
     if reply.not_understood:
         # Inside a code span: a backtick of its own would end it early.
-        typed = _truncate(reply.not_understood.replace("`", "'"), 100)
+        typed = _truncate(as_options(reply.not_understood).replace("`", "'"), 100)
         lines.insert(0, not_understood(typed))
     for words, meaning in HELP_LINES:
         typed = f"{SLASH} {as_options(words)}".rstrip()
@@ -303,8 +306,9 @@ def render_alert(message: AlertMessage) -> Embed:
 
 
 def timestamp(moment: datetime, style: str) -> str:
-    """``<t:1784432399:R>``: Discord shows it in the reader's own time zone."""
-    return f"<t:{int(moment.timestamp())}:{style}>"
+    """``<t:1784432400:R>`` for 03:39:59.57: Discord shows it in the reader's own time
+    zone; the nearest minute, as everywhere."""
+    return f"<t:{int(to_the_minute(moment).timestamp())}:{style}>"
 
 
 def embed_size(embed: Embed) -> int:
@@ -349,7 +353,7 @@ def _embed(
     if footer:
         embed["footer"] = {"text": footer}
     if timestamp is not None:
-        embed["timestamp"] = timestamp.astimezone(UTC).isoformat()
+        embed["timestamp"] = to_the_minute(timestamp).astimezone(UTC).isoformat()
     return embed
 
 

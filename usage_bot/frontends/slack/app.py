@@ -27,6 +27,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
@@ -41,14 +42,10 @@ from usage_bot._http import HttpServer
 from usage_bot._texts import FAILED, SLASH
 from usage_bot._timing import RECONNECT_GRACE, STOP_GRACE
 from usage_bot.frontends import Answers, CommandCore, ReconnectGrace, Reply
+from usage_bot.frontends.slack.errors import app_token_rejected, unreachable
 from usage_bot.frontends.slack.http_mode import EVENTS_PATH, checked_command
 from usage_bot.frontends.slack.render import reply_payload
-from usage_bot.frontends.slack.web_api import (
-    app_token_rejected,
-    error_code,
-    sign_in,
-    unreachable,
-)
+from usage_bot.frontends.slack.web_api import error_code, sign_in
 
 # The package's one logger: Slack's log lines are named so, whichever module writes them.
 log = logging.getLogger("usage_bot.frontends.slack")
@@ -57,6 +54,28 @@ log = logging.getLogger("usage_bot.frontends.slack")
 # well inside Slack's 3 s, which also has to cover the way to Slack and back.
 ANSWER_IN_ACK_WITHIN = 1.0
 CONNECT_TIMEOUT = 30.0
+
+
+class _NotTheEnvironmentsToken(logging.Filter):
+    """Drops the one warning Bolt logs at every start when SLACK_BOT_TOKEN is in the
+    environment: "As you gave `client` as well, `token` will be unused."
+
+    Why a filter: Bolt reads ``SLACK_BOT_TOKEN`` itself (``token or os.environ.get(...)``,
+    so no argument, not even ``""``, stops it) and warns that it will not use it, which is
+    true and what we want: the bot's client, built from the settings, is the one used.
+    Passing Bolt the token instead of the client would lose ``SLACK_API_BASE_URL`` and the
+    client's settings. So this drops exactly that message (compared with Bolt's own text)
+    on the logger Bolt writes it to; every other line of Bolt's passes.
+    """
+
+    unused = warning_client_prioritized_and_token_skipped()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.unused
+
+
+_BOLT_APP_LOGGER = "slack_bolt.AsyncApp"
+_NOT_THE_ENVIRONMENTS_TOKEN = _NotTheEnvironmentsToken()
 
 
 class SlackFrontEnd:
@@ -90,6 +109,8 @@ class SlackFrontEnd:
         self._commands = commands
         self._policy = AccessPolicy(users=config.allowed_users, channels=config.allowed_channels)
         self._client = AsyncWebClient(token=config.bot_token.reveal(), base_url=config.api_base_url)
+        # The same filter object each time: adding it again changes nothing.
+        logging.getLogger(_BOLT_APP_LOGGER).addFilter(_NOT_THE_ENVIRONMENTS_TOKEN)
         self._app = AsyncApp(
             client=self._client,
             name="usage-bot",

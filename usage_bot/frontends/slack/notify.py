@@ -22,13 +22,9 @@ from usage_bot._client import parse_retry_after
 from usage_bot._config import Secret
 from usage_bot._exceptions import DeliveryError
 from usage_bot._notify import AlertMessage
+from usage_bot.frontends.slack.errors import TOKEN_REJECTED, bot_token_rejected
 from usage_bot.frontends.slack.render import render_alert
-from usage_bot.frontends.slack.web_api import (
-    TOKEN_REJECTED,
-    bot_token_rejected,
-    error_code,
-    single_try_client,
-)
+from usage_bot.frontends.slack.web_api import error_code, single_try_client
 
 BOT_MENTION = "@usage-bot"
 
@@ -114,8 +110,9 @@ ERRORS: Mapping[str, Outcome] = {
     **dict.fromkeys(TOKEN_REJECTED, Outcome(False, bot_token_rejected("{error}"))),
     "missing_scope": Outcome(
         False,
-        "The Slack app may not post messages (missing_scope): add the chat:write scope "
-        "(see deploy/slack-app-manifest.yml) and reinstall the app.",
+        "The Slack app may not post messages (missing_scope): give it the bot scope "
+        "chat:write (its OAuth & Permissions page, Bot Token Scopes), then reinstall it "
+        "(Install App).",
     ),
     **dict.fromkeys(
         (

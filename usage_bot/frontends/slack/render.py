@@ -1,7 +1,9 @@
 """Slack's view of replies and alerts: Block Kit messages, pure functions of their inputs.
 
 Every time a reader sees is a ``<!date^…>`` token, so that Slack shows it in the reader's
-own time zone; the text after ``|`` is the UTC fallback for clients that cannot. Every
+own time zone; the text after ``|`` is the UTC fallback for clients that cannot. Each
+is the nearest minute (:func:`~usage_bot._report.to_the_minute`), as on the console: Slack
+itself would cut the seconds off, and show a reset at 03:39:59.57 as 03:39. Every
 message keeps within Block Kit's limits (:data:`MAX_BLOCKS`, :data:`MAX_HEADER`,
 :data:`MAX_TEXT`), however many accounts and limits there are, and carries a plain
 ``text`` for notifications. The sentences are :mod:`usage_bot._texts`'; only their
@@ -26,6 +28,7 @@ from usage_bot._report import (
     format_duration,
     format_percent,
     spend_text,
+    to_the_minute,
 )
 from usage_bot._texts import (
     HELP_INTRO,
@@ -267,12 +270,14 @@ def _severity_rank(severity: str) -> int:
 
 
 def date_token(moment: datetime, fmt: str = _DATE_FORMAT) -> str:
-    """``<!date^1784432399^{date_short_pretty} {time}|2026-07-19 03:39 UTC>``."""
-    return f"<!date^{int(moment.timestamp())}^{fmt}|{_utc(moment)}>"
+    """``<!date^1784432400^{date_short_pretty} {time}|2026-07-19 03:40 UTC>``, for
+    03:39:59.57: the nearest minute, as everywhere."""
+    shown = to_the_minute(moment)
+    return f"<!date^{int(shown.timestamp())}^{fmt}|{_utc(shown)}>"
 
 
 def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return to_the_minute(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def escape(text: str) -> str:
