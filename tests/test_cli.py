@@ -1044,7 +1044,7 @@ def test_the_demo_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
 @pytest.mark.parametrize("width", [40, 100])
 async def test_the_demo_fits_its_terminal_and_wraps_between_words(width: int) -> None:
     out = io.StringIO()
-    await run_demo(speed=100000, hours=6, out=out, width=width)
+    await run_demo(speed=20000, hours=6, out=out, width=width)
     lines = out.getvalue().splitlines()
     assert max(len(line) for line in lines) <= width
     words = set(out.getvalue().split())
