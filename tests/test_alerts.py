@@ -177,7 +177,8 @@ def test_a_threshold_message_names_account_limit_percent_threshold_and_what_to_d
     assert "96.4 %" in message.text
     assert "95 %" in message.text
     assert message.advice is not None
-    assert message.advice in message.text
+    # Apart, for each platform to set off: never said twice.
+    assert message.advice not in message.text
     assert message.resets_at == RESETS
     assert message.percent == 96.4
     assert message.threshold == 95
@@ -187,7 +188,7 @@ def test_a_lower_threshold_is_a_warning_and_a_used_up_limit_says_so() -> None:
     [warning] = Engine().poll(usage(limit(81)))
     [used_up] = Engine().poll(usage(limit(100)))
     assert warning.message().severity == "warning"
-    assert "used up" in used_up.message().text
+    assert "used up" in (used_up.message().advice or "")
 
 
 def test_a_threshold_alert_expires_when_its_window_ends() -> None:
@@ -268,7 +269,6 @@ def test_a_rejected_login_opens_an_incident_at_once_and_a_success_closes_it() ->
     message = started.message()
     assert message.kind == "incident_started"
     assert "alice" in message.text
-    assert error.message in message.text
     assert message.advice == error.message
     assert engine.poll(failed(error, at=T0 + timedelta(minutes=3))) == []
     assert engine.poll(failed(ScopeMissing(), at=T0 + timedelta(minutes=6))) == []

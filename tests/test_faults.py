@@ -716,7 +716,7 @@ async def run_row(world: World, row: Row) -> None:
     assert usage_now.snapshot is not None
     assert world.inbox.summary() == ([T80, STARTED] if row.at_once else [T80])
     if row.at_once:
-        assert (row.posted or row.user_sees[-1]) in world.inbox.posted[-1].text
+        assert (row.posted or row.user_sees[-1]) in (world.inbox.posted[-1].advice or "")
 
     world.upstream.payload = usage(96)  # usage climbs while it cannot be read
     for _ in range(round(row.lasting / POLL)):
@@ -853,7 +853,7 @@ async def test_login_expired_for_a_day_is_an_incident_once(tmp_path: Path) -> No
         for _ in range(10):
             await world.poll()
         assert world.inbox.summary() == [T80, RESET, STARTED]
-        assert LOG_IN_AGAIN in world.inbox.posted[-1].text
+        assert LOG_IN_AGAIN in (world.inbox.posted[-1].advice or "")
         world.upstream.payload = _next_window(12)
         world.write_login()
         await world.poll()

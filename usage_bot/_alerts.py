@@ -166,7 +166,7 @@ class ThresholdCrossed:
             title=f"{self.account}: {self.label} limit at {pct}",
             text=(
                 f"Account {self.account} has used {pct} of its {self.label} limit, "
-                f"past the {level} alert threshold. {self.advice}"
+                f"past the {level} alert threshold."
             ),
             severity=self.severity,
             limit_id=self.limit_id,
@@ -276,7 +276,7 @@ class IncidentStarted:
             title=f"{self.account}: cannot read usage",
             text=(
                 f"usage-bot cannot read the Claude usage of account {self.account}, so it "
-                f"cannot warn before a limit runs out. {self.fix}"
+                "cannot warn before a limit runs out."
             ),
             severity="critical",
             advice=self.fix,

@@ -19,9 +19,11 @@ AlertKind = Literal["threshold", "reset", "incident_started", "incident_ended"]
 class AlertMessage:
     """One announcement, before any platform formats it.
 
-    ``text`` is a complete plain sentence without times; ``resets_at`` is rendered by each
-    platform in the reader's own time zone (Slack ``<!date^…>``, Discord ``<t:…>``, local
-    time on the console). ``key`` identifies the announcement for exactly-once delivery.
+    ``text`` is a complete plain sentence without times; ``advice`` (what to do, or the
+    fix) is apart, for each platform to set off as it likes (the console adds it to the
+    line); ``resets_at`` is rendered by each platform in the reader's own time zone (Slack
+    ``<!date^…>``, Discord ``<t:…>``, local time on the console). ``key`` identifies the
+    announcement for exactly-once delivery.
     """
 
     kind: AlertKind

@@ -55,6 +55,8 @@ def format_alert_line(message: AlertMessage) -> str:
     """``!! alice: 5-hour limit at 96 % - Account alice has used ... Resets Sun 19 Jul 05:40.``"""
     mark = _MARKS.get(message.severity, "  ")
     line = f"{mark} {message.title} - {message.text}"
+    if message.advice:
+        line += f" {message.advice}"
     if message.resets_at is not None:
         verb = "Resets" if message.kind == "threshold" else "Next reset"
         line += f" {verb} {local_time(message.resets_at)}."
